@@ -1,0 +1,9 @@
+{#- dbt_utils is out of reach here (no `dbt deps`): the one generic test we need from it. -#}
+{% test unique_combination(model, columns) %}
+select
+    {{ columns | join(', ') }},
+    count(*) as n
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{% endtest %}

@@ -1,0 +1,74 @@
+{#- Which enrollments are in force at the end of each month: the enrollment changes
+    become validity intervals (SCD2), and each interval is matched to the month ends
+    it covers, so a month costs only the intervals that span it. -#}
+with changes as (
+    select * from {{ ref('stg_platform__psn_insu') }}
+),
+
+history as (
+    select
+        *,
+        updt_time as valid_from,
+        lead(updt_time) over (
+            partition by psn_no, insutype, insuplc_admdvs
+            order by updt_time, batch_path, line_no
+        ) as valid_to
+    from changes
+),
+
+months as (
+    {{ month_spine(
+        "(select date_trunc('month', min(updt_time)) from changes)",
+        "(select date_trunc('month', max(updt_time)) from changes)"
+    ) }}
+),
+
+at_month_end as (
+    select
+        months.period,
+        history.person_key,
+        history.psn_no,
+        history.insutype,
+        history.insuplc_admdvs,
+        history.psn_insu_date,
+        history.valid_from,
+        history.psn_insu_stas,
+        history.paus_insu_date
+    from months
+    inner join history
+        on history.valid_from < months.period + interval 1 month
+        and (history.valid_to is null or history.valid_to >= months.period + interval 1 month)
+),
+
+in_force as (
+    select
+        period,
+        person_key,
+        psn_no,
+        insutype,
+        insuplc_admdvs,
+        psn_insu_date,
+        valid_from,
+        -- Basic coverage is one scheme: a person in both 310 and 390 is enrolled twice.
+        case
+            when insutype in ('{{ var("basic_insutypes") | join("', '") }}') then 'basic'
+            else insutype
+        end as scheme_group
+    from at_month_end
+    where psn_insu_stas = '1'
+        and (psn_insu_date is null or psn_insu_date < period + interval 1 month)
+        and (paus_insu_date is null or paus_insu_date >= period + interval 1 month)
+),
+
+final as (
+    select
+        *,
+        -- The person's primary enrollment of the scheme: the most recent one.
+        row_number() over (
+            partition by period, person_key, scheme_group
+            order by psn_insu_date desc nulls last, valid_from desc, psn_no
+        ) as enrollment_rank
+    from in_force
+)
+
+select * from final

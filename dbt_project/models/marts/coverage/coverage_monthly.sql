@@ -1,0 +1,158 @@
+with enrollments as (
+    select * from {{ ref('int_enrollments_at_month_end') }}
+),
+
+population as (
+    select * from {{ ref('stg_stats__population') }}
+),
+
+regions as (
+    select * from {{ ref('regions') }}
+),
+
+insutypes as (
+    select * from {{ ref('insutypes') }}
+),
+
+-- Every enrollment counts in its pooling region and in each region above it.
+by_type as (
+    select
+        period,
+        insutype,
+        enrollment_rank,
+        insuplc_admdvs
+    from enrollments
+),
+
+with_all as (
+    select * from by_type
+    union all
+    -- `all`: the two basic schemes together, ranked across both.
+    select
+        period,
+        'all' as insutype,
+        enrollment_rank,
+        insuplc_admdvs
+    from enrollments
+    where scheme_group = 'basic'
+),
+
+rolled_up as (
+    select
+        period,
+        insutype,
+        enrollment_rank,
+        unnest(list_distinct([
+            insuplc_admdvs,
+            {{ admdvs_prefecture('insuplc_admdvs') }},
+            {{ admdvs_province('insuplc_admdvs') }},
+            '{{ var("national_admdvs") }}'
+        ])) as admdvs
+    from with_all
+),
+
+counted as (
+    select
+        period,
+        admdvs,
+        insutype,
+        count(*) as enrollments,
+        count(*) filter (where enrollment_rank = 1) as insured_persons,
+        count(*) filter (where enrollment_rank > 1) as duplicate_enrollments
+    from rolled_up
+    group by period, admdvs, insutype
+),
+
+-- Population as delivered for the finest regions, summed upwards where a
+-- region has no figure of its own (explicit figures win).
+pop_prefecture as (
+    select
+        year,
+        {{ admdvs_prefecture('admdvs') }} as admdvs,
+        sum(resident_pop) as resident_pop
+    from population
+    where {{ admdvs_level('admdvs') }} in ('pooling_region', 'prefecture')
+    group by all
+),
+
+pop_province as (
+    select
+        year,
+        {{ admdvs_province('admdvs') }} as admdvs,
+        sum(resident_pop) as resident_pop
+    from pop_prefecture
+    group by all
+),
+
+pop_national as (
+    select
+        year,
+        '{{ var("national_admdvs") }}' as admdvs,
+        sum(resident_pop) as resident_pop
+    from pop_province
+    group by all
+),
+
+pop_all_levels as (
+    select
+        year,
+        admdvs,
+        resident_pop,
+        0 as precedence
+    from population
+    union all
+    select year, admdvs, resident_pop, 1 from pop_prefecture
+    union all
+    select year, admdvs, resident_pop, 2 from pop_province
+    union all
+    select year, admdvs, resident_pop, 3 from pop_national
+),
+
+pop_best as (
+    select
+        year,
+        admdvs,
+        resident_pop
+    from pop_all_levels
+    qualify row_number() over (partition by year, admdvs order by precedence) = 1
+),
+
+-- The population of the period's year, else the latest year before it.
+with_pop as (
+    select
+        counted.*,
+        pop_best.resident_pop
+    from counted
+    left join pop_best
+        on pop_best.admdvs = counted.admdvs
+        and pop_best.year <= extract(year from counted.period)
+    qualify row_number() over (
+        partition by counted.period, counted.admdvs, counted.insutype
+        order by pop_best.year desc nulls last
+    ) = 1
+),
+
+final as (
+    select
+        with_pop.period,
+        with_pop.admdvs,
+        coalesce(regions.level, {{ admdvs_level('with_pop.admdvs') }}) as admdvs_level,
+        regions.name_zh as admdvs_name_zh,
+        regions.name_en as admdvs_name_en,
+        {{ admdvs_province('with_pop.admdvs') }} as province_admdvs,
+        with_pop.insutype,
+        insutypes.name_en as insutype_name_en,
+        insutypes.name_zh as insutype_name_zh,
+        with_pop.enrollments,
+        with_pop.insured_persons,
+        with_pop.duplicate_enrollments,
+        with_pop.resident_pop,
+        round(with_pop.insured_persons / nullif(with_pop.resident_pop, 0), 6) as coverage_rate
+    from with_pop
+    left join regions
+        on regions.admdvs = with_pop.admdvs
+    left join insutypes
+        on insutypes.insutype = with_pop.insutype
+)
+
+select * from final

@@ -1,0 +1,26 @@
+with source as (
+    select * from {{ source('raw', 'psn_insu') }}
+),
+
+renamed as (
+    select
+        -- A person is the same person wherever enrolled: join on the certificate's
+        -- pseudonym; without a certificate, the person number is all we have.
+        coalesce(certno_hmac, 'psn_no:' || psn_no) as person_key,
+        psn_no,
+        psn_cert_type,
+        gend,
+        brdy,
+        insutype,
+        psn_type,
+        psn_insu_stas,
+        psn_insu_date,
+        paus_insu_date,
+        insuplc_admdvs,
+        updt_time,
+        _batch_path as batch_path,
+        _line_no as line_no
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,274 @@
+"""`yibao`: the command operators and scheduled jobs call (contract: cli.md).
+
+Thin: parse the arguments, then call the modules that do the work. Every failure
+ends with one line on stderr, `yibao: <reason>`, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from yibao.config import Settings
+
+EXIT_FAILED = 1  # the work ran and failed (a blocking check, a broken file, ...)
+EXIT_USAGE = 2  # the command line itself is wrong
+
+
+class CliError(Exception):
+    """A failure the operator can act on: printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise CliError(f"{message} (see `{self.prog} --help`)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:
+        if status:
+            raise CliError((message or "").strip() or "invalid arguments")
+        super().exit(status, message)
+
+
+def _provinces(text: str) -> list[str]:
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in codes if not (len(c) == 2 and c.isdigit())]
+    if bad or not codes:
+        raise argparse.ArgumentTypeError(
+            f"provinces are 2-digit codes separated by commas (e.g. 37,44), got {text!r}"
+        )
+    return codes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="yibao", description="Yibao (医保) regulatory analytics warehouse")
+    parser.add_argument(
+        "--home",
+        help="folder of landing files, warehouse versions and service state "
+        "(default: $YIBAO_HOME, else ./var)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    home_parent = _Parser(add_help=False)
+    home_parent.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    gen = sub.add_parser("generate", parents=[home_parent], help="write synthetic source extracts")
+    gen.add_argument("--scale", choices=["tiny", "small", "medium", "large"], default="tiny")
+    gen.add_argument("--months", default="2024-01:2024-03", help="YYYY-MM:YYYY-MM, inclusive")
+    gen.add_argument("--provinces", type=_provinces, help="2-digit codes, e.g. 37,44")
+    gen.add_argument("--seed", type=int, default=20240101)
+
+    sub.add_parser(
+        "run", parents=[home_parent], help="ingest, build, validate and publish (one pass)"
+    )
+
+    sql = sub.add_parser("sql", parents=[home_parent], help="query the published warehouse")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.add_argument("query", help='e.g. "select count(*) from marts.coverage_monthly"')
+
+    sub.add_parser(
+        "prepare", parents=[home_parent], help="parse the dbt project (done by `make setup`)"
+    )
+    return parser
+
+
+# -- commands ------------------------------------------------------------------
+def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+    from yibao.simulate.generator import generate
+
+    started = time.monotonic()
+    try:
+        counts = generate(settings.home, args.scale, args.months, args.provinces, args.seed)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    rows = ", ".join(f"{feed} {n}" for feed, n in counts.items())
+    print(
+        f"generated {args.scale} sample in {settings.landing} "
+        f"({rows} rows) in {time.monotonic() - started:.1f}s"
+    )
+    return 0
+
+
+def _write_dagster_yaml(settings: Settings) -> None:
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(
+            "# Written by yibao: a persistent instance under the home folder.\n"
+            "telemetry:\n  enabled: false\n"
+        )
+
+
+class _RunLock:
+    """One `yibao run` per home at a time: the build database has one writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh = None
+
+    def __enter__(self) -> _RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = self.path.open("a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "unknown"
+            self.fh.close()
+            raise CliError(
+                f"another `yibao run` is in progress in this home (pid {holder})"
+            ) from exc
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.fh is not None
+        self.fh.close()  # closing releases the lock
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.landing.exists():
+        raise CliError(f"no landing folder at {settings.landing}: run `yibao generate` first")
+    settings.export_env()
+    _write_dagster_yaml(settings)
+    with _RunLock(settings.run_lock):
+        from dagster import DagsterInstance
+
+        from yibao.definitions import defs
+
+        started = time.monotonic()
+        job = defs.resolve_job_def("yibao_run")
+        settings.logs.mkdir(parents=True, exist_ok=True)
+        log_path = settings.logs / f"run-{datetime.now():%Y%m%dT%H%M%S}.log"
+        print(f"running ingest → dbt → checks → publish (log: {log_path})", flush=True)
+        # dbt's own lines go to the run log (and the Dagster UI), not the operator's terminal.
+        with DagsterInstance.get() as instance, log_path.open("w") as log:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                result = job.execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                )
+        return _report_run(result, time.monotonic() - started)
+
+
+def _report_run(result, seconds: float) -> int:
+    summary = "nothing ingested"
+    for mat in result.get_asset_materialization_events():
+        m = mat.materialization
+        if m.asset_key.path == ["warehouse", "published"]:
+            print(
+                f"published version {m.metadata['version'].value} ({seconds:.1f}s, "
+                f"run {result.run_id})"
+            )
+        elif m.asset_key.path[0] == "raw" and "summary" in m.metadata:
+            summary = m.metadata["summary"].value
+    if result.success:
+        print(f"ingest: {summary}")
+        return 0
+    reasons = [
+        f"check {e.asset_check_key.name} on {e.asset_key.to_user_string()} failed: {e.description}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    if not reasons:
+        reasons = [
+            e.step_failure_data.error.message.strip().splitlines()[0]
+            for e in result.get_step_failure_events()
+            if e.step_failure_data and e.step_failure_data.error
+        ]
+    reason = "; ".join(reasons) or "see the run in the Dagster UI"
+    raise CliError(f"run {result.run_id} failed, live warehouse unchanged: {reason}")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def cmd_sql(settings: Settings, args: argparse.Namespace) -> int:
+    import duckdb
+
+    from yibao.publish import NothingPublished, connect_live
+
+    try:
+        con = connect_live(settings)
+    except NothingPublished as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        cursor = con.execute(args.query)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall()
+    except duckdb.Error as exc:
+        raise CliError(str(exc).strip().splitlines()[0]) from exc
+    finally:
+        con.close()
+    out = sys.stdout
+    if args.format == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif args.format == "json":
+        json.dump(
+            [dict(zip(columns, r, strict=True)) for r in rows],
+            out,
+            default=_json_default,
+            ensure_ascii=False,
+        )
+        out.write("\n")
+    else:
+        out.write(format_table(columns, rows))
+    return 0
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    footer = f"({len(rows)} row{'s' if len(rows) != 1 else ''})"
+    return "\n".join([line, rule, *body, footer]) + "\n"
+
+
+def cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
+    settings.export_env()
+    from yibao.dbt import ensure_manifest
+
+    print(f"dbt manifest ready: {ensure_manifest()}")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "run": cmd_run, "sql": cmd_sql, "prepare": cmd_prepare}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = Settings.from_env(args.home)
+        return COMMANDS[args.command](settings, args)
+    except CliError as exc:
+        print(f"yibao: {exc}", file=sys.stderr)
+        return EXIT_USAGE if "--help" in str(exc) else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("yibao: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The one Dagster `Definitions` of Yibao.
+
+landing files → `raw/*` (ingest) → dbt staging, intermediate and marts → Great
+Expectations suites as blocking asset checks → `warehouse/published` (publish).
+A failed blocking check stops the run before publish: the live version stays.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from expectations.marts import SUITES
+from yibao.config import Settings
+from yibao.dbt import DBT_PROJECT, ensure_manifest
+from yibao.ingest.feeds import FEEDS
+
+ensure_manifest()
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+# -- ingest -----------------------------------------------------------------
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["raw", feed.name], description=feed.description, group_name="ingest")
+        for feed in FEEDS.values()
+    ],
+    name="ingest_landing",
+)
+def ingest_landing(context: dg.AssetExecutionContext):
+    """Every new or changed landing file: loaded, quarantined or rejected, and recorded."""
+    import duckdb
+
+    from yibao.ingest.loader import ingest
+    from yibao.ingest.pseudonym import load_key
+
+    settings = _settings()
+    settings.build_db.parent.mkdir(parents=True, exist_ok=True)
+    key = load_key(settings.secrets)
+    con = duckdb.connect(str(settings.build_db), config=settings.duckdb_config())
+    try:
+        report = ingest(con, settings.landing, settings.home / "scratch", key)
+        counts = dict(
+            con.execute("select feed, count(*) from ops.batches group by feed").fetchall()
+        )
+    finally:
+        con.close()
+    context.log.info(report.summary())
+    for batch in report.batches:
+        if batch.outcome != "loaded":
+            context.log.warning(f"{batch.path}: {batch.outcome}: {batch.reason}")
+    for feed in FEEDS.values():
+        mine = [b for b in report.batches if b.path.startswith(feed.name + "/")]
+        yield dg.MaterializeResult(
+            asset_key=["raw", feed.name],
+            metadata={
+                "batches_processed": len(mine),
+                "batches_known": counts.get(feed.name, 0),
+                "rows_loaded": sum(b.rows_loaded for b in mine),
+                "rows_quarantined": sum(b.rows_quarantined for b in mine),
+                "batches_rejected": sum(b.outcome == "rejected" for b in mine),
+                "summary": report.summary(),
+            },
+        )
+
+
+# -- transform ---------------------------------------------------------------
+class YibaoTranslator(DagsterDbtTranslator):
+    """Asset keys follow the warehouse's schemas: `marts/coverage_monthly`, `raw/psn_insu`."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference"
+        return dbt_resource_props.get("schema") or "transform"
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    dagster_dbt_translator=YibaoTranslator(),
+)
+def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """dbt build once per run (seeds, models and their data tests), not once per model."""
+    target = _settings().home / "dbt" / "target"
+    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+
+
+# -- validate ----------------------------------------------------------------
+def _suite_check(relation: str, build_suite) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(relation.split(".")),
+        name=f"ge_{relation.split('.')[-1]}",
+        description=f"Great Expectations contract of {relation} (expectations/); blocks publish",
+        blocking=True,
+    )
+    def _check() -> dg.AssetCheckResult:
+        from yibao.validate import validate_relation
+
+        outcome = validate_relation(_settings().build_db, relation, build_suite())
+        return dg.AssetCheckResult(
+            passed=outcome.success,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=outcome.describe_failures() or "all expectations met",
+            metadata={
+                "expectations": len(outcome.results),
+                "failed": len(outcome.failures),
+                "failures": outcome.describe_failures() or "none",
+            },
+        )
+
+    return _check
+
+
+SUITE_CHECKS = [_suite_check(relation, build) for relation, build in SUITES.items()]
+
+
+# -- publish -----------------------------------------------------------------
+@dg.asset(
+    key=["warehouse", "published"],
+    deps=[dg.AssetKey(relation.split(".")) for relation in SUITES],
+    group_name="publish",
+)
+def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """The validated marts and ops relations, copied into a new version and made live atomically."""
+    from yibao.publish import publish
+
+    result = publish(_settings())
+    context.log.info(f"published version {result.version} ({result.tables} tables)")
+    return dg.MaterializeResult(
+        metadata={"version": result.version, "path": str(result.path), "tables": result.tables}
+    )
+
+
+yibao_run = dg.define_asset_job(
+    "yibao_run",
+    selection=dg.AssetSelection.all(),
+    # One process: dbt runs once, and no fresh Python per step (stack-notes).
+    executor_def=dg.in_process_executor,
+    description="Ingest, transform, validate, publish: what `yibao run` and the schedule do",
+)
+
+defs = dg.Definitions(
+    assets=[ingest_landing, warehouse_models, published_warehouse],
+    asset_checks=SUITE_CHECKS,
+    jobs=[yibao_run],
+    resources={
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT.project_dir)
+    },
+)

@@ -1,0 +1,45 @@
+"""Keyed pseudonyms of certificate numbers: HMAC-SHA256, computed inside DuckDB.
+
+The key comes from ``YIBAO_PSEUDONYM_KEY`` or is generated once into a 0600
+file under the home folder; it is never committed. Without the key nobody can
+turn a pseudonym back into a certificate number by hashing candidates.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+_BLOCK = 64  # SHA-256 block size in bytes (RFC 2104)
+
+
+def load_key(secrets_dir: Path) -> bytes:
+    env = os.environ.get("YIBAO_PSEUDONYM_KEY")
+    if env:
+        return env.encode("utf-8")
+    path = secrets_dir / "pseudonym.key"
+    if not path.exists():
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(secrets_dir, 0o700)
+        # O_EXCL: two processes starting at once never write two different keys.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_bytes().strip()
+
+
+def hmac_sql(expr: str, key: bytes) -> str:
+    """SQL for hex(HMAC-SHA256(key, expr)), vectorised by DuckDB's sha256()."""
+    if len(key) > _BLOCK:
+        import hashlib
+
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    ipad = bytes(b ^ 0x36 for b in key).hex()
+    opad = bytes(b ^ 0x5C for b in key).hex()
+    inner = f"unhex(sha256(unhex('{ipad}') || encode({expr})))"
+    return f"case when {expr} is null then null else sha256(unhex('{opad}') || {inner}) end"

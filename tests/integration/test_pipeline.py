@@ -1,0 +1,231 @@
+"""The walking skeleton end to end: landing → Dagster → dbt → GE → published → `yibao sql`.
+
+Real processes, real DuckDB files, a real persistent Dagster instance: tiny data.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from tests.conftest import YIBAO, run_yibao
+
+pytestmark = pytest.mark.integration
+
+
+def _sql(home: Path, query: str):
+    return json.loads(run_yibao(home, "sql", "--format", "json", query).stdout)
+
+
+def _expected_national_insured(landing: Path, period: str) -> tuple[int, int]:
+    """Insured persons and duplicate enrollments at month end, straight from the landing CSVs."""
+    latest: dict[tuple, tuple] = {}
+    for path in sorted((landing / "psn_insu").rglob("*.csv")):
+        for row in pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(),
+            convert_options=pacsv.ConvertOptions(
+                column_types={
+                    c: "string"
+                    for c in (
+                        "psn_no",
+                        "certno",
+                        "insutype",
+                        "psn_insu_stas",
+                        "insuplc_admdvs",
+                        "updt_time",
+                    )
+                }
+            ),
+        ).to_pylist():
+            if row["updt_time"][:7] > period:
+                continue
+            key = (row["psn_no"], row["insutype"], row["insuplc_admdvs"])
+            if key not in latest or row["updt_time"] >= latest[key][0]:
+                latest[key] = (row["updt_time"], row)
+    per_person = defaultdict(int)
+    for _, row in latest.values():
+        if row["insutype"] in ("310", "390") and row["psn_insu_stas"] == "1":
+            per_person[row["certno"]] += 1
+    return len(per_person), sum(n - 1 for n in per_person.values())
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e")
+    run_yibao(home, "generate", "--scale", "tiny", "--months", "2024-01:2024-03")
+    proc = run_yibao(home, "run")
+    assert "published version" in proc.stdout
+    return home
+
+
+def test_run_publishes_coverage(published):
+    count = _sql(published, "select count(*) as n from marts.coverage_monthly")[0]["n"]
+    assert count > 0
+
+
+def test_national_figures_equal_an_independent_count(published):
+    insured, duplicates = _expected_national_insured(published / "landing", "2024-03")
+    row = _sql(
+        published,
+        "select insured_persons, duplicate_enrollments from marts.coverage_monthly "
+        "where period = date '2024-03-01' and admdvs = '100000' and insutype = 'all'",
+    )[0]
+    assert (row["insured_persons"], row["duplicate_enrollments"]) == (insured, duplicates)
+    assert duplicates > 0  # the simulator planted some
+
+
+def test_provinces_add_up_to_the_nation(published):
+    rows = _sql(
+        published,
+        "select period, "
+        "sum(insured_persons) filter (where admdvs_level = 'province') as provinces, "
+        "max(insured_persons) filter (where admdvs_level = 'national') as nation "
+        "from marts.coverage_monthly where insutype = 'all' group by period",
+    )
+    assert len(rows) == 3
+    assert all(r["provinces"] == r["nation"] for r in rows)
+
+
+def test_no_personal_data_in_the_published_warehouse(published):
+    certnos = set()
+    names = set()
+    for path in (published / "landing" / "psn_insu").rglob("*.csv"):
+        table = pacsv.read_csv(
+            path, convert_options=pacsv.ConvertOptions(column_types={"certno": "string"})
+        )
+        certnos.update(table.column("certno").to_pylist())
+        names.update(table.column("psn_name").to_pylist())
+    live = (published / "warehouse" / "live.duckdb").resolve()
+    build = published / "build" / "warehouse.duckdb"
+    import duckdb
+
+    for db in (live, build):
+        con = duckdb.connect(str(db), read_only=True)
+        text_columns = con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where data_type in ('VARCHAR', 'JSON')"
+        ).fetchall()
+        for schema, table, column in text_columns:
+            values = {
+                r[0]
+                for r in con.execute(
+                    f'select distinct "{column}"::varchar from "{schema}"."{table}"'
+                ).fetchall()
+            }
+            assert not values & certnos, (
+                f"certificate number in {db.name}:{schema}.{table}.{column}"
+            )
+            assert not values & names, f"name in {db.name}:{schema}.{table}.{column}"
+        con.close()
+
+
+def test_every_batch_is_accounted_for(published):
+    rows = _sql(
+        published, "select path, rows_read, rows_loaded, rows_quarantined, outcome from ops.batches"
+    )
+    assert len(rows) == len(list((published / "landing").rglob("*.csv")))
+    assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in rows)
+
+
+def test_run_is_recorded_in_the_persistent_dagster_instance(published):
+    os.environ["DAGSTER_HOME"] = str(published / "dagster")
+    try:
+        with DagsterInstance.get() as instance:
+            runs = instance.get_runs(RunsFilter(job_name="yibao_run"))
+            assert runs and runs[0].status == DagsterRunStatus.SUCCESS
+            from dagster import AssetKey
+
+            assert instance.get_latest_materialization_event(
+                AssetKey(["marts", "coverage_monthly"])
+            )
+            assert instance.get_latest_materialization_event(AssetKey(["warehouse", "published"]))
+    finally:
+        del os.environ["DAGSTER_HOME"]
+
+
+def test_rerun_without_new_files_publishes_same_figures(published):
+    before = _sql(published, "select sum(insured_persons) as s from marts.coverage_monthly")
+    proc = run_yibao(published, "run")
+    assert "0 batch(es) processed" in proc.stdout
+    assert _sql(published, "select sum(insured_persons) as s from marts.coverage_monthly") == before
+
+
+def test_failing_expectation_blocks_publication(published):
+    """Population cut to a tenth: coverage above 1.05 fails the GE suite; live figures stay."""
+    live_before = (published / "warehouse" / "live.duckdb").resolve()
+    figures_before = _sql(published, "select * from marts.coverage_monthly order by all")
+    pop = next((published / "landing" / "population").rglob("*.csv"))
+    original = pop.read_bytes()
+    table = pacsv.read_csv(pop)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cut = table.set_column(
+        2, "resident_pop", pc.divide(table.column("resident_pop"), pa.scalar(10))
+    )
+    pacsv.write_csv(cut, pop)
+    try:
+        proc = run_yibao(published, "run", check=False)
+        assert proc.returncode == 1
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert "live warehouse unchanged" in lines[0] and "coverage_rate" in lines[0]
+        assert (published / "warehouse" / "live.duckdb").resolve() == live_before
+        assert (
+            _sql(published, "select * from marts.coverage_monthly order by all") == figures_before
+        )
+    finally:
+        pop.write_bytes(original)
+    run_yibao(published, "run")  # the corrected batch publishes again
+    assert _sql(published, "select * from marts.coverage_monthly order by all") == figures_before
+
+
+def test_sql_answers_while_a_run_is_in_progress(published):
+    # Without its build database the run must reload and rebuild everything: real work.
+    shutil.rmtree(published / "build")
+    env = {**os.environ, "YIBAO_HOME": str(published)}
+    runner = subprocess.Popen(
+        [YIBAO, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    answered, during = 0, 0
+    try:
+        while runner.poll() is None:
+            run_yibao(
+                published, "sql", "--format", "csv", "select count(*) from marts.coverage_monthly"
+            )
+            answered += 1
+            if runner.poll() is None:
+                during += 1
+            time.sleep(0.2)
+    finally:
+        out, err = runner.communicate(timeout=600)
+    assert runner.returncode == 0, err
+    assert during >= 3, f"only {during} queries overlapped the run"
+    assert answered >= during
+
+
+def test_second_concurrent_run_is_refused(published):
+    env = {**os.environ, "YIBAO_HOME": str(published)}
+    first = subprocess.Popen(
+        [YIBAO, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        lock = published / "run.lock"
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
+            time.sleep(0.1)
+        second = run_yibao(published, "run", check=False)
+        if first.poll() is None:
+            assert second.returncode == 1
+            assert "another `yibao run` is in progress" in second.stderr
+    finally:
+        first.communicate(timeout=600)
+    assert first.returncode == 0

@@ -1,0 +1,154 @@
+"""The door: every record loaded or quarantined, every file recorded, nothing personal passes."""
+
+import gzip
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from yibao.ingest.loader import ingest
+
+KEY = b"test-key"
+HEADER = (
+    "psn_no,psn_cert_type,certno,psn_name,gend,brdy,insutype,psn_type,psn_insu_stas,"
+    "psn_insu_date,paus_insu_date,insuplc_admdvs,updt_time"
+)
+ROW1 = (
+    "P1,01,370102199001011234,张三,1,1990-01-01,310,1101,1,2020-01-01,,370100,2024-01-05 10:00:00"
+)
+ROW2 = (
+    "P2,01,370102199202021234,李四,2,1992-02-02,390,1501,1,2021-03-01,,370100,2024-01-06 11:00:00"
+)
+BATCH = "psn_insu/period=2024-01/admdvs=370100/b1.csv"
+
+
+def _write(landing: Path, rel: str, text: str, encoding: str = "utf-8") -> Path:
+    path = landing / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode(encoding)
+    path.write_bytes(gzip.compress(data) if rel.endswith(".gz") else data)
+    return path
+
+
+@pytest.fixture
+def db(tmp_path):
+    con = duckdb.connect(str(tmp_path / "build.duckdb"))
+    yield con
+    con.close()
+
+
+def _ingest(db, tmp_path):
+    return ingest(db, tmp_path / "landing", tmp_path / "scratch", KEY)
+
+
+def _ledger(db, path=BATCH):
+    return db.execute(
+        "select rows_read, rows_loaded, rows_quarantined, outcome, reason, encoding "
+        "from ops.batches where path = $p",
+        {"p": path},
+    ).fetchone()
+
+
+def test_good_batch_is_loaded_and_pseudonymised(db, tmp_path):
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n{ROW2}\n")
+    report = _ingest(db, tmp_path)
+    assert report.summary().startswith("1 batch(es) processed")
+    assert _ledger(db) == (2, 2, 0, "loaded", None, "utf-8")
+    cols = [r[0] for r in db.execute("describe raw.psn_insu").fetchall()]
+    assert "certno" not in cols and "psn_name" not in cols and "certno_hmac" in cols
+    dump = str(db.execute("select * from raw.psn_insu").fetchall())
+    assert "370102199001011234" not in dump and "张三" not in dump
+
+
+def test_resent_unchanged_changes_nothing(db, tmp_path):
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
+    _ingest(db, tmp_path)
+    report = _ingest(db, tmp_path)
+    assert report.skipped == 1 and report.batches == []
+    assert db.execute("select count(*) from raw.psn_insu").fetchone() == (1,)
+
+
+def test_corrected_batch_replaces_exactly_its_rows(db, tmp_path):
+    other = "psn_insu/period=2024-01/admdvs=370100/b2.csv"
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
+    _write(tmp_path / "landing", other, f"{HEADER}\n{ROW2}\n")
+    _ingest(db, tmp_path)
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1.replace(',1,2020', ',4,2020')}\n")
+    _ingest(db, tmp_path)
+    rows = db.execute("select psn_no, psn_insu_stas from raw.psn_insu order by psn_no").fetchall()
+    assert rows == [("P1", "4"), ("P2", "1")]
+
+
+def test_bad_records_are_quarantined_with_reason_and_masked(db, tmp_path):
+    bad_date = ROW2.replace("1992-02-02", "1992-13-45")
+    no_region = ROW1.replace(",370100,", ",,").replace("P1", "P3")
+    bad_code = ROW1.replace(",370100,", ",3701,").replace("P1", "P4")
+    text = f"{HEADER}\n{ROW1}\n{bad_date}\n{no_region}\n{bad_code}\n"
+    _write(tmp_path / "landing", BATCH, text)
+    _ingest(db, tmp_path)
+    read, loaded, quarantined, outcome, reason, _ = _ledger(db)
+    assert (read, loaded, quarantined, outcome) == (4, 1, 3, "loaded_with_quarantine")
+    assert read == loaded + quarantined
+    rows = db.execute(
+        "select line_no, reason_code, reason, record from ops.quarantine order by line_no"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [
+        (3, "unparsable_date"),
+        (4, "missing_required"),
+        (5, "malformed_code"),
+    ]
+    assert "1992-13-45" in rows[0][2]
+    assert (
+        "***" in rows[0][3] and "370102199202021234" not in rows[0][3] and "李四" not in rows[0][3]
+    )
+
+
+def test_missing_required_column_rejects_the_batch(db, tmp_path):
+    header = HEADER.replace(",insutype", "")
+    row = ROW1.replace(",310,", ",")
+    _write(tmp_path / "landing", BATCH, f"{header}\n{row}\n")
+    report = _ingest(db, tmp_path)
+    assert [b.outcome for b in report.batches] == ["rejected"]
+    assert _ledger(db)[3:5] == ("rejected", "missing required column(s): insutype")
+    assert db.execute("select count(*) from raw.psn_insu").fetchone() == (0,)
+
+
+def test_gb18030_gzip_crlf_bom_and_parquet_are_read(db, tmp_path):
+    landing = tmp_path / "landing"
+    _write(
+        landing,
+        "psn_insu/period=2024-01/admdvs=370100/gbk.csv",
+        f"{HEADER}\r\n{ROW1}\r\n",
+        "gb18030",
+    )
+    _write(landing, "psn_insu/period=2024-01/admdvs=370100/bom.csv.gz", f"\ufeff{HEADER}\n{ROW2}\n")
+    table = pa.table({"admdvs": ["370100"], "year": [2024], "resident_pop": [9515000]})
+    pq.write_table(table, landing / "population-2024.parquet")  # outside the layout
+    target = landing / "population/period=2024-01/admdvs=100000/pop.parquet"
+    target.parent.mkdir(parents=True)
+    pq.write_table(table, target)
+    _ingest(db, tmp_path)
+    outcomes = dict(
+        db.execute(
+            "select path, outcome || '/' || coalesce(encoding, '') from ops.batches"
+        ).fetchall()
+    )
+    assert outcomes == {
+        "psn_insu/period=2024-01/admdvs=370100/gbk.csv": "loaded/gb18030",
+        "psn_insu/period=2024-01/admdvs=370100/bom.csv.gz": "loaded/utf-8",
+        "population/period=2024-01/admdvs=100000/pop.parquet": "loaded/parquet",
+        "population-2024.parquet": "rejected/",
+    }
+    assert db.execute(
+        "select count(*) from raw.psn_insu where psn_no in ('P1', 'P2')"
+    ).fetchone() == (2,)
+    assert db.execute("select resident_pop from raw.population").fetchone() == (9515000,)
+
+
+def test_extra_columns_are_kept_and_reported(db, tmp_path):
+    _write(tmp_path / "landing", BATCH, f"{HEADER},memo\n{ROW1},hello\n")
+    _ingest(db, tmp_path)
+    assert "memo" in _ledger(db)[4]
+    assert db.execute("select _extra->>'memo' from raw.psn_insu").fetchone() == ("hello",)

@@ -1,0 +1,40 @@
+import hashlib
+import hmac
+import os
+import stat
+
+import duckdb
+import pytest
+
+from yibao.ingest.pseudonym import hmac_sql, load_key
+
+
+@pytest.mark.parametrize("key", [b"k", b"a-32-byte-key-for-the-warehouse!", b"x" * 100])
+def test_sql_hmac_equals_python_hmac(key):
+    values = ["370102199001011234", "44030019851231002X", "身份证"]
+    con = duckdb.connect()
+    got = con.execute(
+        f"select {hmac_sql('v', key)} from unnest($vals) as t(v)", {"vals": values}
+    ).fetchall()
+    want = [hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
+    assert [g[0] for g in got] == want
+
+
+def test_sql_hmac_keeps_null():
+    con = duckdb.connect()
+    assert con.execute(f"select {hmac_sql('null::varchar', b'k')}").fetchone() == (None,)
+
+
+def test_generated_key_is_private_and_stable(tmp_path, monkeypatch):
+    monkeypatch.delenv("YIBAO_PSEUDONYM_KEY", raising=False)
+    first = load_key(tmp_path / "secrets")
+    assert load_key(tmp_path / "secrets") == first
+    mode = stat.S_IMODE(os.stat(tmp_path / "secrets" / "pseudonym.key").st_mode)
+    assert mode == 0o600
+    assert len(first) == 64
+
+
+def test_key_from_environment_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("YIBAO_PSEUDONYM_KEY", "from-env")
+    assert load_key(tmp_path / "secrets") == b"from-env"
+    assert not (tmp_path / "secrets" / "pseudonym.key").exists()
