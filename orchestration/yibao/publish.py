@@ -52,8 +52,8 @@ def connect_live(settings: Settings) -> duckdb.DuckDBPyConnection:
 def publish(settings: Settings) -> Published:
     """Copy the published schemas of the build database into a new version and make it live."""
     settings.versions_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    version = f"{stamp}-{uuid.uuid4().hex[:8]}"
+    # A sequence number first: versions sort in publication order, whatever the clock says.
+    version = f"v{_next_sequence(settings):06d}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     final = settings.versions_dir / f"{version}.duckdb"
     staging = final.with_suffix(".duckdb.part")
 
@@ -80,6 +80,13 @@ def publish(settings: Settings) -> Published:
     _point_live_at(settings, final)
     _prune(settings, keep=final)
     return Published(version, final, len(tables))
+
+
+def _next_sequence(settings: Settings) -> int:
+    numbers = [
+        int(p.name[1:7]) for p in settings.versions_dir.glob("v*.duckdb") if p.name[1:7].isdigit()
+    ]
+    return max(numbers, default=0) + 1
 
 
 def _point_live_at(settings: Settings, target: Path) -> None:
