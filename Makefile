@@ -9,8 +9,10 @@ export YIBAO_HOME ?= $(CURDIR)/var
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
+# Debian packages the browser tests need: headless Chromium, its driver, a CJK font.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup browser-deps run test lint clean
 
 ## setup: the virtualenv from the lock file; does nothing when the lock is unchanged
 setup: $(STAMP)
@@ -22,13 +24,24 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/yibao prepare
 	@touch $@
 
-## run: sample data, the pipeline, then the UIs
+## browser-deps: Debian's Chromium, ChromeDriver and a Chinese font, installed when missing
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && fc-list 2>/dev/null | grep -qi wqy; then \
+		echo "browser packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	else \
+		echo "install as root: apt-get install $(BROWSER_PACKAGES)" >&2; exit 1; \
+	fi
+
+## run: sample data, the pipeline, then the Dagster UI and Superset until Ctrl-C
 run: setup
 	$(BIN)/yibao generate --scale small
 	$(BIN)/yibao run
+	$(BIN)/yibao serve
 
-## test: setup, then the whole suite
-test: setup
+## test: setup, then the whole suite (browser tests in real headless Chromium)
+test: setup browser-deps
 	$(BIN)/ruff check orchestration expectations tests
 	$(BIN)/pytest -q tests; status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status
 

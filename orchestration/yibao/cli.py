@@ -76,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", help='e.g. "select count(*) from marts.coverage_monthly"')
 
     sub.add_parser(
+        "serve", parents=[home_parent], help="serve the Dagster UI and Superset until stopped"
+    )
+    dash = sub.add_parser("dashboards", parents=[home_parent], help="dashboards as code")
+    dash_sub = dash.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    dash_sub.required = True
+    dash_sub.add_parser(
+        "export",
+        parents=[home_parent],
+        help="write the dashboards as edited in Superset back into dashboards/",
+    )
+
+    sub.add_parser(
         "prepare", parents=[home_parent], help="parse the dbt project (done by `make setup`)"
     )
     return parser
@@ -246,6 +258,40 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join([line, rule, *body, footer]) + "\n"
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from yibao.serve import Endpoints, describe, running, serve
+
+    current = running(settings)
+    if current:
+        print("already serving from this home:\n" + describe(current))
+        return 0
+    settings.export_env()
+    _write_dagster_yaml(settings)
+    try:
+        return serve(settings, Endpoints.from_env())
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
+    from yibao.serve import running
+    from yibao.superset.api import SupersetClient, SupersetError
+    from yibao.superset.bundle import DASHBOARDS_DIR, export_bundle
+    from yibao.superset.setup import ADMIN_USERNAME, admin_password
+
+    current = running(settings)
+    if not current:
+        raise CliError("Superset is not running for this home: start `yibao serve` first")
+    password, _ = admin_password(settings)
+    try:
+        client = SupersetClient(current["superset_url"], ADMIN_USERNAME, password)
+        written = export_bundle(client, settings)
+    except (SupersetError, RuntimeError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"wrote {len(written)} files into {DASHBOARDS_DIR}: review with `git diff dashboards/`")
+    return 0
+
+
 def cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
     settings.export_env()
     from yibao.dbt import ensure_manifest
@@ -254,7 +300,14 @@ def cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "run": cmd_run, "sql": cmd_sql, "prepare": cmd_prepare}
+COMMANDS = {
+    "generate": cmd_generate,
+    "run": cmd_run,
+    "sql": cmd_sql,
+    "serve": cmd_serve,
+    "dashboards": cmd_dashboards,
+    "prepare": cmd_prepare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -146,8 +146,9 @@ final as (
         with_pop.enrollments,
         with_pop.insured_persons,
         with_pop.duplicate_enrollments,
-        with_pop.resident_pop,
-        round(with_pop.insured_persons / nullif(with_pop.resident_pop, 0), 6) as coverage_rate
+        cast(with_pop.resident_pop as bigint) as resident_pop,
+        cast(round(with_pop.insured_persons / nullif(with_pop.resident_pop, 0), 6) as double)
+            as coverage_rate
     from with_pop
     left join regions
         on regions.admdvs = with_pop.admdvs

@@ -1,0 +1,274 @@
+"""Superset in the loop: `yibao serve` on a real published warehouse, seen in real Chromium."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.browser.chrome import available, make_driver
+from tests.conftest import YIBAO, run_yibao
+from yibao.superset.api import SupersetClient
+
+pytestmark = [
+    pytest.mark.integration,
+    # In CI the browser is installed by .ci/run: there a missing browser fails, never skips.
+    pytest.mark.skipif(
+        not available() and not os.environ.get("CI"),
+        reason="Debian chromium and chromium-driver not installed (make browser-deps)",
+    ),
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "docs" / "screenshots" / "coverage-dashboard.png"
+CHART_NAMES = {
+    "National coverage rate 全国参保率",
+    "Coverage rate by province and month 各省参保率",
+    "Insured persons by insurance type 分险种参保人数",
+    "Coverage by region 分地区参保情况",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serve")
+    run_yibao(home, "generate", "--scale", "tiny", "--months", "2024-01:2024-03")
+    run_yibao(home, "run")
+    env = {
+        **os.environ,
+        "YIBAO_HOME": str(home),
+        "YIBAO_DAGSTER_PORT": str(_free_port()),
+        "YIBAO_SUPERSET_PORT": str(_free_port()),
+    }
+    env.pop("SUPERSET_ADMIN_PASSWORD", None)
+    log = (home / "serve.out").open("w")
+    proc = subprocess.Popen(
+        [YIBAO, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        text = (home / "serve.out").read_text()
+        if "Dagster UI:" in text or proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    text = (home / "serve.out").read_text()
+    assert "Dagster UI:" in text, text
+    state = json.loads((home / "run" / "serve.json").read_text())
+    password = (home / "superset" / "admin_password").read_text().strip()
+    yield {"home": home, "proc": proc, "state": state, "password": password, "env": env}
+    # Stopped by its PID with SIGTERM: it stops its servers, and leaves no PID files behind.
+    pids = [int(p.read_text()) for p in (home / "run").glob("*.pid")]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    log.close()
+    assert "stopped Dagster and Superset" in (home / "serve.out").read_text()
+    assert not list((home / "run").glob("*.pid")) and not (home / "run" / "serve.json").exists()
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+
+
+def _client(served) -> SupersetClient:
+    return SupersetClient(served["state"]["superset_url"], "admin", served["password"])
+
+
+def test_secrets_are_private_and_generated(served):
+    superset = served["home"] / "superset"
+    for name in ("admin_password", "secret_key"):
+        mode = stat.S_IMODE((superset / name).stat().st_mode)
+        assert mode == 0o600, name
+    assert len(served["password"]) >= 16
+    config = (superset / "superset_config.py").read_text()
+    assert "SCARF_ANALYTICS = False" in config and "img-src" in config
+
+
+def test_dashboard_renders_every_chart_in_chromium(served):
+    base = served["state"]["superset_url"]
+    driver = make_driver()
+    try:
+        driver.get(f"{base}/login/")
+        driver.find_element(By.ID, "username").send_keys("admin")
+        password = driver.find_element(By.ID, "password")
+        password.send_keys(served["password"])
+        password.send_keys(Keys.ENTER)
+        WebDriverWait(driver, 60).until(lambda d: "/login" not in d.current_url)
+        driver.get(f"{base}/superset/dashboard/coverage/")
+
+        def charts_state(d):
+            # Superset may mount a chart more than once (layout and its hidden twin):
+            # a chart counts as drawn when any of its mounts drew, as failed if any failed.
+            return d.execute_script(
+                """
+                const charts = {};
+                for (const h of document.querySelectorAll('[data-test-chart-id]')) {
+                  const id = h.getAttribute('data-test-chart-id');
+                  const c = charts[id] || (charts[id] = {drawn: false, error: 0, text: ''});
+                  c.drawn = c.drawn || h.querySelectorAll('canvas, svg, table').length > 0;
+                  const errors = '.ant-alert-error, [data-test="error-alert"]';
+                  c.error += h.querySelectorAll(errors).length;
+                  if (h.innerText.length > c.text.length) c.text = h.innerText.slice(0, 200);
+                }
+                return Object.values(charts);
+                """
+            )
+
+        WebDriverWait(driver, 120).until(
+            lambda d: (
+                len(charts_state(d)) == len(CHART_NAMES)
+                and all(c["drawn"] for c in charts_state(d))
+            )
+        )
+        time.sleep(5)  # let the chart animations finish before the screenshot
+        states = charts_state(driver)
+        assert all(c["error"] == 0 for c in states), states
+        assert "参保覆盖 Coverage" in driver.title
+        assert any("%" in c["text"] for c in states)  # the big number shows a rate
+        shot = served["home"] / "screenshots" / "coverage-dashboard.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 20_000
+        if os.environ.get("YIBAO_UPDATE_SCREENSHOT"):
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, SCREENSHOT)
+        # The Content-Security-Policy stops the front end's tracking pixel.
+        blocked = [e for e in driver.get_log("browser") if "scarf" in e["message"]]
+        assert all("violates" in e["message"] for e in blocked)
+    finally:
+        driver.quit()
+
+
+def test_every_chart_data_endpoint_returns_rows(served):
+    client = _client(served)
+    charts = client.list_ids("chart")
+    assert {c["slice_name"] for c in charts} == CHART_NAMES
+    for chart in charts:
+        result = client.json("GET", f"/api/v1/chart/{chart['id']}/data/")["result"][0]
+        assert result["error"] is None
+        assert result["rowcount"] > 0, chart["slice_name"]
+
+
+def test_sql_lab_refuses_dml(served):
+    client = _client(served)
+    database = client.list_ids("database")[0]
+    response = client.request(
+        "POST",
+        "/api/v1/sqllab/execute/",
+        json={
+            "database_id": database["id"],
+            "sql": "delete from marts.coverage_monthly",
+            "runAsync": False,
+            "schema": "marts",
+        },
+    )
+    assert response.status_code >= 400
+    assert "DML" in response.text
+    ok = client.request(
+        "POST",
+        "/api/v1/sqllab/execute/",
+        json={
+            "database_id": database["id"],
+            "sql": "select count(*) as n from marts.coverage_monthly",
+            "runAsync": False,
+        },
+    )
+    assert ok.status_code == 200 and ok.json()["data"][0]["n"] > 0
+
+
+def _national_coverage(client) -> float:
+    chart = next(c for c in client.list_ids("chart") if c["slice_name"].startswith("National"))
+    data = client.json("GET", f"/api/v1/chart/{chart['id']}/data/")["result"][0]["data"]
+    return sorted(data, key=lambda r: r["period"])[-1]["coverage_rate"]
+
+
+def test_new_publication_shows_without_restart(served):
+    client = _client(served)
+    home = served["home"]
+    before = _national_coverage(client)
+    pop = next((home / "landing" / "population").rglob("*.csv"))
+    table = pacsv.read_csv(pop)
+    # A corrected population batch (10% more residents) re-sent under the same path.
+    grown = pc.cast(pc.round(pc.multiply(table.column("resident_pop"), 1.1)), pa.int64())
+    pacsv.write_csv(table.set_column(2, "resident_pop", grown), pop)
+    run_yibao(home, "run")
+    after = _national_coverage(client)
+    assert after < before * 0.95
+    expected = json.loads(
+        run_yibao(
+            home,
+            "sql",
+            "--format",
+            "json",
+            "select sum(insured_persons) * 1.0 / sum(resident_pop) as r "
+            "from marts.coverage_monthly "
+            "where admdvs_level = 'national' and insutype = 'all' "
+            "and period = (select max(period) from marts.coverage_monthly)",
+        ).stdout
+    )[0]["r"]
+    assert after == pytest.approx(expected)  # the dashboard equals a query on the mart
+
+
+def test_reimport_creates_no_duplicates(served):
+    from yibao.config import Settings
+    from yibao.superset.bundle import import_bundle
+
+    client = _client(served)
+    import_bundle(client, Settings(home=served["home"]))
+    import_bundle(client, Settings(home=served["home"]))
+    assert len(client.list_ids("chart")) == len(CHART_NAMES)
+    assert len(client.list_ids("dashboard")) == 1
+    assert len(client.list_ids("dataset")) == 1
+    assert len(client.list_ids("database")) == 1
+
+
+def test_export_writes_reviewable_files(served, tmp_path):
+    target = tmp_path / "dashboards"
+    target.mkdir()
+    env = {**served["env"], "YIBAO_DASHBOARDS_DIR": str(target)}
+    proc = subprocess.run(
+        [YIBAO, "dashboards", "export"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    exported = {p.relative_to(target).as_posix() for p in target.rglob("*.yaml")}
+    committed = {
+        p.relative_to(REPO / "dashboards").as_posix() for p in (REPO / "dashboards").rglob("*.yaml")
+    }
+    assert exported == committed
+    database = next(target.glob("databases/*.yaml")).read_text()
+    assert "{{ YIBAO_LIVE_WAREHOUSE }}" in database
+    assert str(served["home"]) not in "".join(p.read_text() for p in target.rglob("*.yaml"))
+    assert "参保率" in (target / "charts" / "Coverage_rate_by_province_and_month.yaml").read_text()
+
+
+def test_second_serve_reports_the_running_one(served):
+    proc = run_yibao(served["home"], "serve", timeout=60)
+    assert "already serving" in proc.stdout
+    assert served["state"]["superset_url"] in proc.stdout
+
+
+def test_dagster_ui_shows_the_pipeline(served):
+    import requests
+
+    base = served["state"]["dagster_url"]
+    assert requests.get(f"{base}/server_info", timeout=10).status_code == 200
+    query = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+    answer = requests.post(f"{base}/graphql", json={"query": query}, timeout=30).json()
+    jobs = {j["name"] for n in answer["data"]["repositoriesOrError"]["nodes"] for j in n["jobs"]}
+    assert "yibao_run" in jobs
