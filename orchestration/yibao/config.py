@@ -83,8 +83,13 @@ class Settings:
     def run_lock(self) -> Path:
         return self.home / "run.lock"
 
-    def duckdb_config(self) -> dict[str, str | int]:
-        return {"memory_limit": self.memory_limit, "threads": self.threads}
+    def duckdb_config(self) -> dict[str, str | int | bool]:
+        # No extension is ever downloaded at run time: the machine has no internet.
+        return {
+            "memory_limit": self.memory_limit,
+            "threads": self.threads,
+            "autoinstall_known_extensions": False,
+        }
 
     def export_env(self) -> None:
         """Expose the settings to child processes (dbt, Dagster) and switch telemetry off."""

@@ -165,31 +165,22 @@ def test_every_chart_data_endpoint_returns_rows(served):
         assert result["rowcount"] > 0, chart["slice_name"]
 
 
+def _sql_lab(client: SupersetClient, sql: str):
+    database = client.list_ids("database")[0]
+    body = {"database_id": database["id"], "sql": sql, "runAsync": False, "schema": "marts"}
+    return client.request("POST", "/api/v1/sqllab/execute/", json=body)
+
+
 def test_sql_lab_refuses_dml(served):
     client = _client(served)
-    database = client.list_ids("database")[0]
-    response = client.request(
-        "POST",
-        "/api/v1/sqllab/execute/",
-        json={
-            "database_id": database["id"],
-            "sql": "delete from marts.coverage_monthly",
-            "runAsync": False,
-            "schema": "marts",
-        },
-    )
-    assert response.status_code >= 400
-    assert "DML" in response.text
-    ok = client.request(
-        "POST",
-        "/api/v1/sqllab/execute/",
-        json={
-            "database_id": database["id"],
-            "sql": "select count(*) as n from marts.coverage_monthly",
-            "runAsync": False,
-        },
-    )
+    refused = _sql_lab(client, "delete from marts.coverage_monthly")
+    assert refused.status_code >= 400
+    assert "DML" in refused.text
+    ok = _sql_lab(client, "select count(*) as n from marts.coverage_monthly")
     assert ok.status_code == 200 and ok.json()["data"][0]["n"] > 0
+    # The rows are still there: the refusal was real, not a silent no-op.
+    again = _sql_lab(client, "select count(*) as n from marts.coverage_monthly")
+    assert again.json()["data"] == ok.json()["data"]
 
 
 def _national_coverage(client) -> float:
