@@ -145,6 +145,8 @@ def test_gb18030_gzip_crlf_bom_and_parquet_are_read(db, tmp_path):
         "select count(*) from raw.psn_insu where psn_no in ('P1', 'P2')"
     ).fetchone() == (2,)
     assert db.execute("select resident_pop from raw.population").fetchone() == (9515000,)
+    # The transcoded UTF-8 copy held certificate numbers: it is gone.
+    assert not [p for p in (tmp_path / "scratch").rglob("*") if p.is_file()]
 
 
 def test_extra_columns_are_kept_and_reported(db, tmp_path):

@@ -298,7 +298,11 @@ def _ingest_one(
                     transcode_to_utf8(path, source)
             else:
                 encoding = "parquet"
-            _read_batch(con, source, match["ext"])
+            try:
+                _read_batch(con, source, match["ext"])
+            finally:
+                if source != path:  # the UTF-8 copy holds personal data: never keep it
+                    source.unlink(missing_ok=True)
             read, loaded, bad, extra = _load_batch(con, FEEDS[feed_name], rel, key)
             result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, bad
             if bad:
