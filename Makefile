@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 # Debian packages the browser tests need: headless Chromium, its driver, a CJK font.
 BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 
-.PHONY: setup browser-deps run test lint clean
+.PHONY: setup browser-deps run test bench lint clean
 
 ## setup: the virtualenv from the lock file; does nothing when the lock is unchanged
 setup: $(STAMP)
@@ -44,6 +44,11 @@ run: setup
 test: setup browser-deps
 	$(BIN)/ruff check orchestration expectations tests
 	$(BIN)/pytest -q tests; status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status
+
+## bench: time every phase at `small` (BENCH_SCALE=tiny|small|medium|large); report in var/bench/
+BENCH_SCALE ?= small
+bench: setup
+	$(BIN)/yibao bench --scale $(BENCH_SCALE)
 
 lint: setup
 	$(BIN)/ruff check orchestration expectations tests

@@ -7,17 +7,13 @@ ends with one line on stderr, `yibao: <reason>`, and a non-zero exit.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import fcntl
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from yibao.config import Settings
 
@@ -87,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the dashboards as edited in Superset back into dashboards/",
     )
 
+    bench = sub.add_parser(
+        "bench", parents=[home_parent], help="time every phase; write <home>/bench/report.*"
+    )
+    bench.add_argument("--scale", choices=["tiny", "small", "medium", "large"], default="small")
+
     sub.add_parser(
         "prepare", parents=[home_parent], help="parse the dbt project (done by `make setup`)"
     )
@@ -110,70 +111,16 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_dagster_yaml(settings: Settings) -> None:
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(
-            "# Written by yibao: a persistent instance under the home folder.\n"
-            "telemetry:\n  enabled: false\n"
-        )
-
-
-class _RunLock:
-    """One `yibao run` per home at a time: the build database has one writer."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fh = None
-
-    def __enter__(self) -> _RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = self.path.open("a+")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            self.fh.seek(0)
-            holder = self.fh.read().strip() or "unknown"
-            self.fh.close()
-            raise CliError(
-                f"another `yibao run` is in progress in this home (pid {holder})"
-            ) from exc
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(str(os.getpid()))
-        self.fh.flush()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.fh is not None
-        self.fh.close()  # closing releases the lock
-
-
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from yibao.pipeline import PipelineBusy, run_pipeline
+
     if not settings.landing.exists():
         raise CliError(f"no landing folder at {settings.landing}: run `yibao generate` first")
-    settings.export_env()
-    _write_dagster_yaml(settings)
-    with _RunLock(settings.run_lock):
-        from dagster import DagsterInstance
-
-        from yibao.definitions import defs
-
-        started = time.monotonic()
-        job = defs.resolve_job_def("yibao_run")
-        settings.logs.mkdir(parents=True, exist_ok=True)
-        log_path = settings.logs / f"run-{datetime.now():%Y%m%dT%H%M%S}.log"
-        print(f"running ingest → dbt → checks → publish (log: {log_path})", flush=True)
-        # dbt's own lines go to the run log (and the Dagster UI), not the operator's terminal.
-        with DagsterInstance.get() as instance, log_path.open("w") as log:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                result = job.execute_in_process(
-                    instance=instance,
-                    raise_on_error=False,
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                )
-        return _report_run(result, time.monotonic() - started)
+    try:
+        run = run_pipeline(settings, announce=lambda line: print(line, flush=True))
+    except PipelineBusy as exc:
+        raise CliError(str(exc)) from exc
+    return _report_run(run.result, run.seconds)
 
 
 def _report_run(result, seconds: float) -> int:
@@ -265,8 +212,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if current:
         print("already serving from this home:\n" + describe(current))
         return 0
+    from yibao.pipeline import write_dagster_yaml
+
     settings.export_env()
-    _write_dagster_yaml(settings)
+    write_dagster_yaml(settings)
     try:
         return serve(settings, Endpoints.from_env())
     except RuntimeError as exc:
@@ -292,6 +241,22 @@ def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from yibao.bench.run import bench
+    from yibao.pipeline import PipelineBusy
+
+    print(f"benchmarking scale {args.scale} in {settings.home / 'bench'} ...", flush=True)
+    try:
+        report = bench(settings.home, args.scale)
+    except (PipelineBusy, RuntimeError) as exc:
+        raise CliError(str(exc)) from exc
+    print((settings.home / "bench" / "report.md").read_text())
+    missed = [t["target"] for t in report["targets"] if not t["met"]]
+    if missed:
+        print(f"targets missed: {'; '.join(missed)} (see report.md)")
+    return 0
+
+
 def cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
     settings.export_env()
     from yibao.dbt import ensure_manifest
@@ -306,6 +271,7 @@ COMMANDS = {
     "sql": cmd_sql,
     "serve": cmd_serve,
     "dashboards": cmd_dashboards,
+    "bench": cmd_bench,
     "prepare": cmd_prepare,
 }
 

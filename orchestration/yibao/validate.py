@@ -86,6 +86,8 @@ def validate_relation(db_path: Path, relation: str, expectations: list) -> Suite
                 observed_value=None if observed is None else str(observed),
             )
         )
-    # Release the file: DuckDB allows one writer, and the next step may write.
+    # Release the file: DuckDB allows one writer, and the next step (or the next run
+    # in this process) may write. GE keeps a second engine for execution: close both.
+    batch.data.execution_engine.engine.dispose()
     datasource.get_engine().dispose()
     return SuiteOutcome(relation, relation, bool(result.success), outcomes)

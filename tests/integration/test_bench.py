@@ -1,0 +1,47 @@
+"""The benchmark harness on tiny data: a complete report whose figures agree with each other.
+
+No timing is asserted here: speed is judged in the report, not in tests.
+"""
+
+import json
+
+import pytest
+
+from tests.conftest import run_yibao
+
+pytestmark = pytest.mark.integration
+
+REQUIRED = {
+    "machine",
+    "settlements",
+    "fee_lines",
+    "phases",
+    "end_to_end_s",
+    "rows_per_s",
+    "peak_rss_mb",
+    "baseline_scan_s",
+    "ratio_to_scan",
+    "pandas_ratio",
+    "incremental_month_s",
+    "dashboard_query_p95_ms",
+}
+
+
+def test_bench_writes_a_consistent_report(home):
+    proc = run_yibao(home, "bench", "--scale", "tiny")
+    assert "Yibao benchmark" in proc.stdout
+    report = json.loads((home / "bench" / "report.json").read_text())
+    assert REQUIRED <= set(report)
+    assert set(report["phases"]) == {"ingest", "transform", "validate", "publish", "orchestration"}
+    assert all(v >= 0 for v in report["phases"].values())
+    assert report["end_to_end_s"] == pytest.approx(sum(report["phases"].values()), abs=0.01)
+    assert report["ratio_to_scan"] == pytest.approx(
+        report["end_to_end_s"] / report["baseline_scan_s"], rel=0.01
+    )
+    # The pandas baseline computed the same figures as the mart: the comparison is fair.
+    assert report["pandas_matches_mart"] is True
+    assert report["machine"]["cores"] >= 1 and report["peak_rss_mb"] > 0
+    assert {t["target"] for t in report["targets"]} >= {"dashboard p95 ≤ 1 s", "ratio_to_scan ≤ 15"}
+    md = (home / "bench" / "report.md").read_text()
+    assert "| **end to end** |" in md
+    assert (home / "bench" / "time_vs_size.svg").read_text().startswith("<svg")
