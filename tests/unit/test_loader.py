@@ -154,3 +154,33 @@ def test_extra_columns_are_kept_and_reported(db, tmp_path):
     _ingest(db, tmp_path)
     assert "memo" in _ledger(db)[4]
     assert db.execute("select _extra->>'memo' from raw.psn_insu").fetchone() == ("hello",)
+
+
+def test_every_feed_of_the_contract_has_a_raw_table(db, tmp_path):
+    from yibao.ingest.feeds import FEEDS
+
+    _ingest(db, tmp_path)
+    tables = {
+        r[0]
+        for r in db.execute(
+            "select table_name from duckdb_tables() where schema_name = 'raw'"
+        ).fetchall()
+    }
+    assert tables == set(FEEDS)
+    setl_cols = {r[0] for r in db.execute("describe raw.setl").fetchall()}
+    assert {"certno_hmac", "hifp_pay", "mdtrtarea_admvs"} <= setl_cols
+    assert "psn_name" not in setl_cols and "certno" not in setl_cols
+
+
+def test_fund_ledger_month_is_checked(db, tmp_path):
+    header = (
+        "admdvs,period,fund_type,bal_open,inc_contrib,inc_subsidy,inc_interest,inc_other,"
+        "exp_benefit,exp_other,bal_close"
+    )
+    good = "370100,2024-01,390,100.00,10.00,5.00,0.10,0.00,12.00,0.00,103.10"
+    bad = good.replace("2024-01", "2024-13")
+    rel = "fund_ledger/period=2024-01/admdvs=370100/f.csv"
+    _write(tmp_path / "landing", rel, f"{header}\n{good}\n{bad}\n")
+    _ingest(db, tmp_path)
+    assert _ledger(db, rel)[:3] == (2, 1, 1)
+    assert db.execute("select reason_code from ops.quarantine").fetchone() == ("unparsable_month",)

@@ -186,6 +186,11 @@ def _checks(feed: Feed, present: set[str]) -> list[str]:
                 f"case when {col} is not null and not regexp_full_match({col}, '[0-9]{{6}}') "
                 f"then 'malformed_code|{f.name} is not a 6-digit division code: ' || {col} end"
             )
+        elif f.type == "month":
+            checks.append(
+                f"case when {col} is not null and try_strptime({col} || '-01', '%Y-%m-%d') is null "
+                f"then 'unparsable_month|{f.name} is not a YYYY-MM month: ' || {col} end"
+            )
         elif f.type != "str":
             sql_type = DUCKDB_TYPES[f.type]
             checks.append(
