@@ -55,6 +55,8 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         assert self.fh is not None
+        self.fh.seek(0)
+        self.fh.truncate()  # an empty lock file: nobody holds it
         self.fh.close()  # closing releases the lock
 
 

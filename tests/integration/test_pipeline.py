@@ -220,8 +220,12 @@ def test_second_concurrent_run_is_refused(published):
     try:
         deadline = time.monotonic() + 60
         lock = published / "run.lock"
-        while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
+        # The first run holds the lock once its own PID is in the lock file.
+        while time.monotonic() < deadline and not (
+            lock.exists() and lock.read_text().strip() == str(first.pid)
+        ):
             time.sleep(0.1)
+        assert first.poll() is None, "the first run ended before the second could start"
         second = run_yibao(published, "run", check=False)
         if first.poll() is None:
             assert second.returncode == 1

@@ -1,8 +1,11 @@
 """Synthetic source extracts in the landing layout of the source contract.
 
-This first cut writes the enrollment (`psn_insu`) and population feeds for a
-few prefectures; the full simulator (all nine feeds, calibration, defects) grows
-from here. Everything is vectorised with NumPy and Arrow: no Python loop per row.
+Enrollment, population, settlements with their fee lines and later reversals,
+institutions, practitioners, the fund ledger, supervision cases and recoveries,
+for the prefectures of `regions.csv`, calibrated to the published figures of
+`calibration.py`. Planted defects so far: duplicate enrollment (ground truth in
+`<home>/truth`). Everything is vectorised with NumPy and Arrow: no Python loop
+per row.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from yibao.simulate import claims
 
 # Persons simulated per resident, by tier. tiny keeps CI in seconds.
 SCALE_FRACTION = {"tiny": 5e-5, "small": 2e-4, "medium": 2e-3, "large": 1e-2}
@@ -258,6 +263,13 @@ def generate(
                 )
             )
 
+    # Claims draw from their own stream: enrollment stays the same whatever they do.
+    claims_rng = np.random.default_rng([seed, 1])
+    institutions = {
+        code: claims.make_institutions(claims_rng, code, len(e)) for code, e in per_region.items()
+    }
+    world = _World(periods, institutions)
+
     for code, enrolled in per_region.items():
         active = np.ones(len(enrolled), dtype=bool)
         for k, month in enumerate(periods):
@@ -292,8 +304,266 @@ def generate(
                 table = pa.concat_tables([terminated, joined])
             _write_csv(table, path / f"psn_insu-{code}-{month:%Y%m}.csv")
             counts["psn_insu"] += table.num_rows
+            world.settle(claims_rng, enrolled, active, code, k)
+
+    for feed, n in world.write(claims_rng, landing).items():
+        counts[feed] = n
 
     truth.mkdir(parents=True, exist_ok=True)
     if duplicates:
         pacsv.write_csv(pa.concat_tables(duplicates), truth / "defects.csv")
     return counts
+
+
+# Fund income over benefit expenditure and months of reserve at the start, per fund
+# (2024 bulletin: UEBMI pooled 17,342/13,223 and 30,446 cumulative; personal accounts
+# 6,390/5,880 and 14,472; resident 11,181/10,661 and ~8,183; maternity assumed).
+FUND_INCOME_RATIO = {"310_pool": 1.31, "310_acct": 1.087, "390": 1.049, "510": 1.05}
+FUND_RESERVE_MONTHS = {"310_pool": 27.6, "310_acct": 29.5, "390": 9.2, "510": 6.0}
+# Resident fund income: individual contributions ~37%, fiscal subsidy ~63% (2024 rates
+# of 400 and 670 yuan a head).
+RESIDENT_SUBSIDY_SHARE = 0.63
+ANNUAL_INTEREST = 0.015  # assumed deposit rate of fund balances
+# Recovered funds: 16.13 billion yuan in H1 2025 over ~1.33 billion insured, about 2 yuan
+# per insured person per month; 80% of the involved amount is recovered (assumed).
+RECOVERED_PER_INSURED_MONTH = 2.03
+RECOVERED_SHARE = 0.8
+CASE_MEDIAN_INVOLVED = 20_000
+CASE_SIGMA = 0.8
+CASE_SOURCES = {
+    "smart_monitoring": 0.30, "routine": 0.30, "special_campaign": 0.15,
+    "flight_inspection": 0.05, "self_inspection": 0.15, "report": 0.05,
+}  # fmt: skip
+VIOLATIONS = ["fictitious_hospitalisation", "split_charging", "over_treatment",
+              "excluded_item_billed", "upcoding", "data_quality"]  # fmt: skip
+ACTIONS = ["none", "warning", "agreement_suspended", "agreement_terminated", "referred_police"]
+
+
+class _World:
+    """Collects each month's settlements by where they were treated, then writes every feed."""
+
+    def __init__(self, periods: list[date], institutions: dict) -> None:
+        self.periods = periods
+        self.institutions = institutions
+        self.setl: dict[tuple[str, int], list[dict]] = {}
+        self.lines: dict[tuple[str, int], list[dict]] = {}
+        self.insured: dict[tuple[str, int], int] = {}
+        self.serial = 1
+
+    def _add(self, key, setl_cols, line_cols) -> None:
+        self.setl.setdefault(key, []).append(setl_cols)
+        self.lines.setdefault(key, []).append(line_cols)
+
+    def settle(self, rng, enrolled: Enrollments, active: np.ndarray, code: str, k: int) -> None:
+        basic = active & np.isin(enrolled.insutype, ["310", "390"])
+        self.insured[(code, k)] = int(basic.sum())
+        who = np.flatnonzero(basic)
+        persons = claims.Persons(
+            enrolled.psn_no[who], enrolled.certno[who], enrolled.psn_name[who],
+            enrolled.gend[who], enrolled.brdy[who], enrolled.insutype[who], code,
+        )  # fmt: skip
+        month = self.periods[k]
+        next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        days = (next_month - month).days
+        cols, self.serial = claims.settlements(
+            rng, persons, np.datetime64(month, "D"), days, self.institutions, self.serial
+        )
+        lines = claims.fee_lines(rng, cols)
+        lag, rev, rev_lines, self.serial = claims.reversals(rng, cols, lines, self.serial)
+        for treat in np.unique(cols["mdtrtarea_admvs"]):
+            here = cols["mdtrtarea_admvs"] == treat
+            line_here = np.isin(lines["setl_id"], cols["setl_id"][here])
+            self._add(
+                (str(treat), k),
+                {n: c[here] for n, c in cols.items()},
+                {n: c[line_here] for n, c in lines.items()},
+            )
+        for months_later in np.unique(lag):
+            target = k + int(months_later)
+            if target >= len(self.periods):
+                continue  # arrives after the simulated window
+            for treat in np.unique(rev["mdtrtarea_admvs"]):
+                here = (lag == months_later) & (rev["mdtrtarea_admvs"] == treat)
+                line_here = np.isin(rev_lines["setl_id"], rev["setl_id"][here])
+                self._add(
+                    (str(treat), target),
+                    {n: c[here] for n, c in rev.items()},
+                    {n: c[line_here] for n, c in rev_lines.items()},
+                )
+
+    def write(self, rng, landing: Path) -> dict[str, int]:
+        counts = {"setl": 0, "fee_list": 0, "fixmedins": 0, "practitioner": 0}
+        spent = []
+        for (treat, k), parts in sorted(self.setl.items()):
+            month = self.periods[k]
+            cols = {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
+            lines = {
+                n: np.concatenate([p[n] for p in self.lines[(treat, k)]]) for n in parts[0] if False
+            } or {
+                n: np.concatenate([p[n] for p in self.lines[(treat, k)]])
+                for n in self.lines[(treat, k)][0]
+            }
+            base = landing / "{feed}" / f"period={month:%Y-%m}" / f"admdvs={treat}"
+            setl = claims.setl_table(cols)
+            _write_csv(setl, Path(str(base).format(feed="setl")) / f"setl-{treat}-{month:%Y%m}.csv")
+            fee = claims.fee_table(lines)
+            _write_csv(
+                fee, Path(str(base).format(feed="fee_list")) / f"fee-{treat}-{month:%Y%m}.csv"
+            )
+            counts["setl"] += setl.num_rows
+            counts["fee_list"] += fee.num_rows
+            spent.append(_spending(cols, k))
+        for code, inst in self.institutions.items():
+            for month in self.periods:
+                for feed, table in (
+                    ("fixmedins", inst.table(f"{month:%Y-%m}")),
+                    ("practitioner", inst.practitioners()),
+                ):
+                    _write_csv(
+                        table,
+                        landing
+                        / feed
+                        / f"period={month:%Y-%m}"
+                        / f"admdvs={code}"
+                        / f"{feed}-{code}-{month:%Y%m}.csv",
+                    )
+                    counts[feed] += table.num_rows
+        counts["fund_ledger"] = self._ledger(rng, landing, pa.concat_tables(spent))
+        counts["supervision_case"], counts["fund_recovery"] = self._cases(rng, landing)
+        return counts
+
+    def _ledger(self, rng, landing: Path, spent: pa.Table) -> int:
+        """Each fund's month: income follows the year's ratio to spending, balances chain."""
+        sums = spent.group_by(["admdvs", "k", "fund_type"]).aggregate([("cents", "sum")])
+        key = zip(*(sums.column(n).to_pylist() for n in ("admdvs", "k", "fund_type")), strict=True)
+        spent_by = dict(zip(key, sums.column("cents_sum").to_pylist(), strict=True))
+        names = ["bal_open", "inc_contrib", "inc_subsidy", "inc_interest", "inc_other",
+                 "exp_benefit", "exp_other", "bal_close"]  # fmt: skip
+        rows = 0
+        for code in self.institutions:
+            by_month: dict[int, list] = {k: [] for k in range(len(self.periods))}
+            for fund, ratio in FUND_INCOME_RATIO.items():
+                exp = np.array([spent_by.get((code, k, fund), 0) for k in range(len(self.periods))])
+                mean = max(1, int(exp.mean()))
+                balance = int(FUND_RESERVE_MONTHS[fund] * mean)
+                income = (ratio * mean * rng.uniform(0.97, 1.03, len(exp))).astype(np.int64)
+                subsidy_share = RESIDENT_SUBSIDY_SHARE if fund == "390" else 0.0
+                for k in range(len(self.periods)):
+                    subsidy = int(income[k] * subsidy_share)
+                    contrib = int(income[k]) - subsidy
+                    interest = int(balance * ANNUAL_INTEREST / 12)
+                    exp_other = int(exp[k] * 0.005)
+                    close = balance + contrib + subsidy + interest - int(exp[k]) - exp_other
+                    by_month[k].append(
+                        (
+                            fund,
+                            [balance, contrib, subsidy, interest, 0, int(exp[k]), exp_other, close],
+                        )
+                    )
+                    balance = close
+            for k, records in by_month.items():
+                month = self.periods[k]
+                amounts = np.array([r[1] for r in records], dtype=np.int64)
+                table = pa.table(
+                    {
+                        "admdvs": [code] * len(records),
+                        "period": [f"{month:%Y-%m}"] * len(records),
+                        "fund_type": [r[0] for r in records],
+                        **{n: claims.cents_text(amounts[:, i]) for i, n in enumerate(names)},
+                    }
+                )
+                folder = landing / "fund_ledger" / f"period={month:%Y-%m}" / f"admdvs={code}"
+                _write_csv(table, folder / f"ledger-{code}-{month:%Y%m}.csv")
+                rows += table.num_rows
+        return rows
+
+    def _cases(self, rng, landing: Path) -> tuple[int, int]:
+        n_cases = n_recoveries = 0
+        last = len(self.periods) - 1
+        for (code, k), insured in sorted(self.insured.items()):
+            month = self.periods[k]
+            # Expected cases so that recoveries match the per-capita figure (lognormal mean).
+            mean_involved = CASE_MEDIAN_INVOLVED * np.exp(CASE_SIGMA**2 / 2)
+            lam = insured * RECOVERED_PER_INSURED_MONTH / (RECOVERED_SHARE * mean_involved)
+            n = rng.poisson(lam)
+            if n == 0:
+                continue
+            inst = self.institutions[code]
+            hospitals = inst.code[inst.kind == "1"]
+            sources = rng.choice(list(CASE_SOURCES), n, p=list(CASE_SOURCES.values()))
+            involved = np.round(
+                CASE_MEDIAN_INVOLVED * np.exp(0.8 * rng.standard_normal(n)) * 100
+            ).astype(np.int64)
+            recovered = np.round(involved * RECOVERED_SHARE).astype(np.int64)
+            lag = rng.integers(0, 3, n)
+            closed = k + lag <= last
+            ids = np.char.add(f"C{code}{month:%Y%m}", np.char.zfill(np.arange(n).astype("U"), 4))
+            open_date = np.datetime64(month, "D") + rng.integers(0, 28, n).astype("timedelta64[D]")
+            close_month = (np.datetime64(month, "M") + lag).astype(
+                "datetime64[D]"
+            ) + np.timedelta64(27, "D")
+            fines = np.where(rng.random(n) < 0.3, involved, 0)
+            cases = ~(sources == "self_inspection")
+            case_table = pa.table({
+                "case_id": ids[cases], "admdvs": np.full(cases.sum(), code),
+                "fixmedins_code": hospitals[rng.integers(0, len(hospitals), n)][cases],
+                "case_source": sources[cases],
+                "violation_type": rng.choice(VIOLATIONS, n)[cases],
+                "open_date": np.datetime_as_string(open_date)[cases],
+                "close_date": pa.array(
+                    np.datetime_as_string(close_month)[cases], mask=~closed[cases]
+                ),
+                "involved_amt": claims.cents_text(involved[cases]),
+                "fine_amt": claims.cents_text(fines[cases]),
+                "action": rng.choice(ACTIONS, n)[cases],
+                "status": np.where(closed, "closed", "open")[cases],
+            })  # fmt: skip
+            if case_table.num_rows:
+                _write_csv(
+                    case_table,
+                    landing
+                    / "supervision_case"
+                    / f"period={month:%Y-%m}"
+                    / f"admdvs={code}"
+                    / f"cases-{code}-{month:%Y%m}.csv",
+                )
+                n_cases += case_table.num_rows
+            for later in np.unique(lag[closed]):
+                sel = closed & (lag == later)
+                rec_month = self.periods[k + int(later)]
+                rec = pa.table({
+                    "recovery_id": np.char.add("R", ids[sel]),
+                    "case_id": pa.array(ids[sel], mask=(sources[sel] == "self_inspection")),
+                    "admdvs": np.full(sel.sum(), code),
+                    "fixmedins_code": hospitals[rng.integers(0, len(hospitals), sel.sum())],
+                    "recovered_date": np.datetime_as_string(close_month[sel]),
+                    "recovered_amt": claims.cents_text(recovered[sel]),
+                })  # fmt: skip
+                _write_csv(
+                    rec,
+                    landing
+                    / "fund_recovery"
+                    / f"period={rec_month:%Y-%m}"
+                    / f"admdvs={code}"
+                    / f"recovery-{code}-{month:%Y%m}-{rec_month:%Y%m}.csv",
+                )
+                n_recoveries += rec.num_rows
+        return n_cases, n_recoveries
+
+
+def _spending(cols: dict[str, np.ndarray], k: int) -> pa.Table:
+    """Benefit expenditure by insured region and fund, in cents (net of reversals)."""
+    t = cols["insutype"]
+    parts = [
+        ("310_pool", np.where(t == "310", cols["hifp_pay"] + cols["hifob_pay"], 0)),
+        ("310_acct", np.where(np.isin(t, ["310", "510"]), cols["acct_pay"], 0)),
+        ("390", np.where(t == "390", cols["hifp_pay"] + cols["hifmi_pay"], 0)),
+        ("510", np.where(t == "510", cols["hifp_pay"], 0)),
+    ]
+    n = len(t)
+    return pa.table({
+        "admdvs": np.concatenate([cols["insuplc_admdvs"]] * len(parts)),
+        "k": np.full(n * len(parts), k),
+        "fund_type": np.concatenate([np.full(n, name) for name, _ in parts]),
+        "cents": np.concatenate([v for _, v in parts]).astype(np.int64),
+    })  # fmt: skip
