@@ -9,9 +9,11 @@ Rates and ratios are named below with where they come from; those marked
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # Visits per insured person per month by med_type (assumed; about 4 settlements a
 # person a year, as ~14.5 million settlements a day over 1.33 billion insured).
@@ -77,6 +79,22 @@ LOS_MEDIAN = {"J18.900": 8, "I63.900": 12, "I25.100": 7, "K80.200": 6, "C34.900"
 ITEMS_OUT = [("02", "01", 1), ("04", "01", 2), ("09", "01", 4), ("11", "02", 2), ("03", "02", 1)]
 ITEMS_IN = [("01", "01", 2), ("07", "01", 1), ("04", "01", 2), ("09", "01", 4), ("05", "01", 2),
             ("06", "02", 1), ("08", "02", 2), ("03", "02", 1)]  # fmt: skip
+
+
+# Lookup arrays, so that per-settlement parameters are gathered by index, not by a loop.
+MED_TYPES = np.array(sorted(MEDIAN_COST))
+_MEDIAN = np.array([MEDIAN_COST[m] for m in MED_TYPES], dtype=float)
+_SIGMA = np.array([COST_SIGMA.get(m, 0.7) for m in MED_TYPES])
+_ACCOUNT = np.array([ACCOUNT_SHARE.get(m, 0.0) for m in MED_TYPES])
+_CROSS = np.array([CROSS_PROVINCE.get(m, 0.0) for m in MED_TYPES])
+_N_DIAG = np.array([len(DIAGNOSES[m]) for m in MED_TYPES])
+_DIAG = np.array([[DIAGNOSES[m][j % len(DIAGNOSES[m])] for j in range(5)] for m in MED_TYPES])
+INSUTYPES = np.array(["310", "390", "510"])
+_IN_RATIO = np.array([INPATIENT_RATIO[t] for t in INSUTYPES])
+_OUT_RATIO = np.array([OUTPATIENT_RATIO[t] for t in INSUTYPES])
+DIAG_CODES = np.array(sorted({d for ds in DIAGNOSES.values() for d in ds}))
+_LOS = np.array([LOS_MEDIAN.get(d, 1) for d in DIAG_CODES], dtype=float)
+_OPRN = np.array([PROCEDURES.get(d, "") for d in DIAG_CODES])
 
 
 @dataclass
@@ -174,13 +192,14 @@ def _lognormal_cents(rng, median: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     ).astype(np.int64)
 
 
-def cents_text(cents: np.ndarray) -> np.ndarray:
-    """Exact decimal text of integer cents (no float rounding on the way to the file)."""
-    a = np.abs(cents)
-    text = np.char.add(
-        np.char.add((a // 100).astype("U"), "."), np.char.zfill((a % 100).astype("U"), 2)
+_CENT = pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
+
+
+def cents_text(cents: np.ndarray) -> pa.Array:
+    """Integer cents as exact DECIMAL(18,2) (written as 12.34): no float on the way to the file."""
+    return pc.multiply(pa.array(cents, pa.int64()).cast(pa.decimal128(19, 0)), _CENT).cast(
+        pa.decimal128(18, 2)
     )
-    return np.where(cents < 0, np.char.add("-", text), text)
 
 
 def settlements(
@@ -214,8 +233,7 @@ def settlements(
     # Where treated: mostly at home, sometimes in another province.
     home = persons.admdvs
     others = [r for r in regions if r[:2] != home[:2]]
-    cross_p = np.array([CROSS_PROVINCE.get(m, 0.0) for m in med_type])
-    cross = (rng.random(k) < cross_p) & bool(others)
+    cross = (rng.random(k) < _CROSS[np.searchsorted(MED_TYPES, med_type)]) & bool(others)
     treat = np.where(
         cross, np.array(others or [home])[rng.integers(0, max(1, len(others)), k)], home
     )
@@ -241,11 +259,9 @@ def settlements(
             starts[choice] + (rng.random(len(here)) * counts[choice]).astype(np.int64)
         ]
 
-    median = np.array(
-        [MEDIAN_COST[m][lv] for m, lv in zip(med_type, level, strict=True)], dtype=float
-    )
-    sigma = np.array([COST_SIGMA.get(m, 0.7) for m in med_type])
-    medfee = _lognormal_cents(rng, median, sigma)
+    mt = np.searchsorted(MED_TYPES, med_type)
+    it = np.searchsorted(INSUTYPES, insutype)
+    medfee = _lognormal_cents(rng, _MEDIAN[mt, level], _SIGMA[mt])
     fulamt = np.round(medfee * FULL_OWNPAY_SHARE * rng.uniform(0.5, 1.5, k)).astype(np.int64)
     overlmt = np.round(medfee * OVERLIMIT_SHARE * rng.uniform(0.5, 1.5, k)).astype(np.int64)
     preself = np.round(medfee * PRESELFPAY_SHARE * rng.uniform(0.5, 1.5, k)).astype(np.int64)
@@ -254,8 +270,8 @@ def settlements(
     dedc = np.where(inpatient, np.minimum(inscp, np.array(DEDUCTIBLE)[level] * 100), 0)
     ratio = np.where(
         inpatient,
-        np.array([INPATIENT_RATIO[t][lv] for t, lv in zip(insutype, level, strict=True)]),
-        np.array([OUTPATIENT_RATIO[t] for t in insutype]) + np.where(med_type == "14", 0.1, 0.0),
+        _IN_RATIO[it, level],
+        _OUT_RATIO[it] + np.where(med_type == "14", 0.1, 0.0),
     )
     ratio = np.where(med_type == "41", 0.0, ratio)  # retail pharmacy: account or cash
     hifp = np.round((inscp - dedc) * ratio).astype(np.int64)
@@ -266,25 +282,19 @@ def settlements(
     ).astype(np.int64)
     fund = hifp + hifmi
     psn_part = medfee - fund
-    acct_share = np.array([ACCOUNT_SHARE.get(m, 0.0) for m in med_type])
-    acct = np.where(insutype == "310", np.round(psn_part * acct_share), 0).astype(np.int64)
+    acct = np.where(insutype == "310", np.round(psn_part * _ACCOUNT[mt]), 0).astype(np.int64)
 
     seconds = rng.integers(0, days_in_month * 86400, k)
     setl_time = month.astype("datetime64[s]") + seconds.astype("timedelta64[s]")
     setl_day = setl_time.astype("datetime64[D]")
-    diag = np.array(
-        [
-            DIAGNOSES[m][i % len(DIAGNOSES[m])]
-            for m, i in zip(med_type, rng.integers(0, 60, k), strict=True)
-        ],
-        dtype="U8",
-    )
-    los_median = np.array([LOS_MEDIAN.get(d, 1) for d in diag], dtype=float)
+    diag = _DIAG[mt, rng.integers(0, 60, k) % _N_DIAG[mt]]
+    dx = np.searchsorted(DIAG_CODES, diag)
+    los_median = _LOS[dx]
     los = np.where(
         inpatient, np.maximum(1, np.round(los_median * np.exp(0.4 * rng.standard_normal(k)))), 0
     )
     begndate = setl_day - los.astype("timedelta64[D]")
-    oprn = np.array([PROCEDURES.get(d, "") for d in diag], dtype="U8")
+    oprn = _OPRN[dx]
     drg = np.where(
         inpatient & (rng.random(k) < DRG_SHARE),
         np.char.add("DIP-", np.char.replace(diag, ".", "")),
@@ -472,7 +482,7 @@ def fee_table(cols: dict[str, np.ndarray]) -> pa.Table:
         if name in ("pric", "det_item_fee_sumamt"):
             out[name] = cents_text(col)
         elif name == "cnt":
-            out[name] = np.char.add(col.astype("U"), ".0000")
+            out[name] = pa.array(col, pa.int32()).cast(pa.decimal128(18, 4))
         else:
             out[name] = col.astype("U")
     return pa.table(out)

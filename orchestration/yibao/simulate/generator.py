@@ -268,7 +268,7 @@ def generate(
     institutions = {
         code: claims.make_institutions(claims_rng, code, len(e)) for code, e in per_region.items()
     }
-    world = _World(periods, institutions)
+    world = _World(periods, institutions, landing)
 
     for code, enrolled in per_region.items():
         active = np.ones(len(enrolled), dtype=bool)
@@ -340,19 +340,32 @@ ACTIONS = ["none", "warning", "agreement_suspended", "agreement_terminated", "re
 
 
 class _World:
-    """Collects each month's settlements by where they were treated, then writes every feed."""
+    """Writes each region-month's settlements as it goes (one region-month in memory at a
+    time), then the institutions, the fund ledger and the supervision feeds."""
 
-    def __init__(self, periods: list[date], institutions: dict) -> None:
+    def __init__(self, periods: list[date], institutions: dict, landing: Path) -> None:
         self.periods = periods
         self.institutions = institutions
-        self.setl: dict[tuple[str, int], list[dict]] = {}
-        self.lines: dict[tuple[str, int], list[dict]] = {}
+        self.landing = landing
         self.insured: dict[tuple[str, int], int] = {}
+        self.spent: list[pa.Table] = []
+        self.counts = {"setl": 0, "fee_list": 0}
         self.serial = 1
 
-    def _add(self, key, setl_cols, line_cols) -> None:
-        self.setl.setdefault(key, []).append(setl_cols)
-        self.lines.setdefault(key, []).append(line_cols)
+    def _emit(self, cols: dict, lines: dict, k: int, batch: str) -> None:
+        """One batch per treatment region: the sending platform is where care was given."""
+        month = self.periods[k]
+        for treat in np.unique(cols["mdtrtarea_admvs"]):
+            here = cols["mdtrtarea_admvs"] == treat
+            line_here = np.isin(lines["setl_id"], cols["setl_id"][here])
+            for feed, table in (
+                ("setl", claims.setl_table({n: c[here] for n, c in cols.items()})),
+                ("fee_list", claims.fee_table({n: c[line_here] for n, c in lines.items()})),
+            ):
+                folder = self.landing / feed / f"period={month:%Y-%m}" / f"admdvs={treat}"
+                _write_csv(table, folder / f"{feed}-{treat}-{month:%Y%m}-{batch}.csv")
+                self.counts[feed] += table.num_rows
+        self.spent.append(_spending(cols, k))
 
     def settle(self, rng, enrolled: Enrollments, active: np.ndarray, code: str, k: int) -> None:
         basic = active & np.isin(enrolled.insutype, ["310", "390"])
@@ -364,71 +377,42 @@ class _World:
         )  # fmt: skip
         month = self.periods[k]
         next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        days = (next_month - month).days
         cols, self.serial = claims.settlements(
-            rng, persons, np.datetime64(month, "D"), days, self.institutions, self.serial
+            rng,
+            persons,
+            np.datetime64(month, "D"),
+            (next_month - month).days,
+            self.institutions,
+            self.serial,
         )
         lines = claims.fee_lines(rng, cols)
         lag, rev, rev_lines, self.serial = claims.reversals(rng, cols, lines, self.serial)
-        for treat in np.unique(cols["mdtrtarea_admvs"]):
-            here = cols["mdtrtarea_admvs"] == treat
-            line_here = np.isin(lines["setl_id"], cols["setl_id"][here])
-            self._add(
-                (str(treat), k),
-                {n: c[here] for n, c in cols.items()},
-                {n: c[line_here] for n, c in lines.items()},
-            )
+        self._emit(cols, lines, k, f"from{code}")
         for months_later in np.unique(lag):
             target = k + int(months_later)
             if target >= len(self.periods):
                 continue  # arrives after the simulated window
-            for treat in np.unique(rev["mdtrtarea_admvs"]):
-                here = (lag == months_later) & (rev["mdtrtarea_admvs"] == treat)
-                line_here = np.isin(rev_lines["setl_id"], rev["setl_id"][here])
-                self._add(
-                    (str(treat), target),
-                    {n: c[here] for n, c in rev.items()},
-                    {n: c[line_here] for n, c in rev_lines.items()},
-                )
+            here = lag == months_later
+            line_here = np.isin(rev_lines["setl_id"], rev["setl_id"][here])
+            self._emit(
+                {n: c[here] for n, c in rev.items()},
+                {n: c[line_here] for n, c in rev_lines.items()},
+                target,
+                f"from{code}-reversals-of-{month:%Y%m}",
+            )
 
     def write(self, rng, landing: Path) -> dict[str, int]:
-        counts = {"setl": 0, "fee_list": 0, "fixmedins": 0, "practitioner": 0}
-        spent = []
-        for (treat, k), parts in sorted(self.setl.items()):
-            month = self.periods[k]
-            cols = {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
-            lines = {
-                n: np.concatenate([p[n] for p in self.lines[(treat, k)]]) for n in parts[0] if False
-            } or {
-                n: np.concatenate([p[n] for p in self.lines[(treat, k)]])
-                for n in self.lines[(treat, k)][0]
-            }
-            base = landing / "{feed}" / f"period={month:%Y-%m}" / f"admdvs={treat}"
-            setl = claims.setl_table(cols)
-            _write_csv(setl, Path(str(base).format(feed="setl")) / f"setl-{treat}-{month:%Y%m}.csv")
-            fee = claims.fee_table(lines)
-            _write_csv(
-                fee, Path(str(base).format(feed="fee_list")) / f"fee-{treat}-{month:%Y%m}.csv"
-            )
-            counts["setl"] += setl.num_rows
-            counts["fee_list"] += fee.num_rows
-            spent.append(_spending(cols, k))
+        counts = {**self.counts, "fixmedins": 0, "practitioner": 0}
         for code, inst in self.institutions.items():
             for month in self.periods:
                 for feed, table in (
                     ("fixmedins", inst.table(f"{month:%Y-%m}")),
                     ("practitioner", inst.practitioners()),
                 ):
-                    _write_csv(
-                        table,
-                        landing
-                        / feed
-                        / f"period={month:%Y-%m}"
-                        / f"admdvs={code}"
-                        / f"{feed}-{code}-{month:%Y%m}.csv",
-                    )
+                    folder = landing / feed / f"period={month:%Y-%m}" / f"admdvs={code}"
+                    _write_csv(table, folder / f"{feed}-{code}-{month:%Y%m}.csv")
                     counts[feed] += table.num_rows
-        counts["fund_ledger"] = self._ledger(rng, landing, pa.concat_tables(spent))
+        counts["fund_ledger"] = self._ledger(rng, landing, pa.concat_tables(self.spent))
         counts["supervision_case"], counts["fund_recovery"] = self._cases(rng, landing)
         return counts
 
