@@ -184,3 +184,24 @@ def test_fund_ledger_month_is_checked(db, tmp_path):
     _ingest(db, tmp_path)
     assert _ledger(db, rel)[:3] == (2, 1, 1)
     assert db.execute("select reason_code from ops.quarantine").fetchone() == ("unparsable_month",)
+
+
+def test_rows_with_wrong_field_count_are_quarantined_not_the_batch(db, tmp_path):
+    short = ",".join(ROW2.split(",")[:-2])  # two fields missing
+    long = ROW2.replace("P2", "P5") + ",surplus"
+    quoted = ROW1.replace("P1", "P6").replace("张三", '"张,三"')  # a comma inside quotes is fine
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n{short}\n{long}\n{quoted}\n")
+    _ingest(db, tmp_path)
+    read, loaded, quarantined, outcome, _, _ = _ledger(db)
+    assert (read, loaded, quarantined, outcome) == (4, 2, 2, "loaded_with_quarantine")
+    loaded_lines = db.execute(
+        "select psn_no, _line_no from raw.psn_insu order by _line_no"
+    ).fetchall()
+    assert loaded_lines == [("P1", 2), ("P6", 5)]  # line numbers survive the gap
+    rows = db.execute(
+        "select line_no, reason_code, reason, record from ops.quarantine order by line_no"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(3, "wrong_field_count"), (4, "wrong_field_count")]
+    assert "Expected Number of Columns" in rows[0][2]
+    for _, _, _, record in rows:
+        assert "370102199202021234" not in record and "李四" not in record and "***" in record

@@ -146,27 +146,53 @@ def _quote(name: str) -> str:
 
 
 def _read_batch(con: duckdb.DuckDBPyConnection, path: Path, ext: str) -> None:
-    """Read one file into temp table `batch`: all values as text, with line numbers."""
+    """Read one file into temp table `batch` (all values as text, with line numbers) and
+    its unreadable lines (wrong number of fields) into `batch_rejects`."""
+    con.execute("drop table if exists batch_rejects; drop table if exists batch_reject_scans")
     if ext == "parquet":
         source = "read_parquet($path, hive_partitioning = false)"
-        # Parquet has no header line: record numbers start at 1.
-        first_line = 1
+        first_line = 1  # Parquet has no header line: record numbers start at 1
+        con.execute(
+            "create temp table batch_rejects (line bigint, error_type varchar, "
+            "csv_line varchar, error_message varchar)"
+        )
     else:
+        # A row with too few or too many fields must not stop the good ones: DuckDB
+        # sets it aside (store_rejects) and we quarantine it with its line number.
         source = (
             "read_csv($path, header = true, all_varchar = true, delim = ',', quote = '\"',"
-            " escape = '\"', hive_partitioning = false, sample_size = -1)"
+            " escape = '\"', hive_partitioning = false, sample_size = -1,"
+            " ignore_errors = true, store_rejects = true,"
+            " rejects_table = 'batch_rejects', rejects_scan = 'batch_reject_scans')"
         )
         first_line = 2  # line 1 is the header
     try:
         con.execute(
-            f"create or replace temp table batch as "
-            f"select row_number() over () + {first_line - 1} as _line_no, "
-            f"columns(*)::varchar from {source}",
+            f"create or replace temp table batch_read as "
+            f"select row_number() over () as _seq, columns(*)::varchar from {source}",
             {"path": str(path)},
         )
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
         raise BatchRejected(f"unreadable file: {message}") from exc
+    # Accepted rows take the line numbers the rejected ones did not (one record a line).
+    con.execute(
+        f"""
+        create or replace temp table batch as
+        with rejected as (select distinct line from batch_rejects),
+        lines as (
+            select l as line
+            from range({first_line}, {first_line}
+                + (select count(*) from batch_read) + (select count(*) from rejected)) t(l)
+            where l not in (select line from rejected)
+        ),
+        numbered as (select line, row_number() over (order by line) as _seq from lines)
+        select numbered.line as _line_no, batch_read.* exclude (_seq)
+        from batch_read
+        join numbered using (_seq)
+        order by _line_no
+        """
+    )
 
 
 def _checks(feed: Feed, present: set[str]) -> list[str]:
@@ -246,8 +272,32 @@ def _load_batch(
         f"to_json(struct_pack({record})) from checked where _failed is not null",
         {"rel": rel},
     )
+    # Lines with the wrong number of fields: kept as text, personal fields masked by
+    # their position in the header, and anything shaped like an ID number masked too.
+    personal = [i + 1 for i, c in enumerate(header) if c in feed.personal]
+    masked = (
+        "array_to_string(list_transform(string_split(csv_line, ','), "
+        f"lambda x, i: case when i in ({', '.join(map(str, personal))}) then {_MASK} else x end"
+        "), ',')"
+        if personal
+        else "csv_line"
+    )
+    con.execute(
+        f"""
+        insert into ops.quarantine
+        select $rel, line, 'wrong_field_count', any_value(error_message),
+            to_json(struct_pack(
+                line := regexp_replace(any_value({masked}), '[0-9]{{17}}[0-9Xx]', '***', 'g')
+            ))
+        from batch_rejects
+        group by line
+        order by line
+        """,
+        {"rel": rel},
+    )
     rows_read, rows_bad = con.execute("select count(*), count(_failed) from checked").fetchone()
-    return rows_read, rows_read - rows_bad, rows_bad, extra
+    rejected = con.execute("select count(distinct line) from batch_rejects").fetchone()[0]
+    return rows_read + rejected, rows_read - rows_bad, rows_bad + rejected, extra
 
 
 def ingest(
