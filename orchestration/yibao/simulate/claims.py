@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from yibao.simulate.people import Enrollments
+
 # Visits per insured person per month by med_type (assumed; about 4 settlements a
 # person a year, as ~14.5 million settlements a day over 1.33 billion insured).
 VISIT_RATE = {"11": 0.15, "41": 0.12, "14": 0.03, "13": 0.01, "21": 0.0167, "22": 0.001}
@@ -175,17 +177,6 @@ def doctor_index(inst: Institutions) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return flat, starts, counts
 
 
-@dataclass
-class Persons:
-    psn_no: np.ndarray
-    certno: np.ndarray
-    psn_name: np.ndarray
-    gend: np.ndarray
-    brdy: np.ndarray  # datetime64[D]
-    insutype: np.ndarray
-    admdvs: str
-
-
 def _lognormal_cents(rng, median: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.maximum(
         100, np.round(median * np.exp(sigma * rng.standard_normal(len(median))) * 100)
@@ -204,7 +195,8 @@ def cents_text(cents: np.ndarray) -> pa.Array:
 
 def settlements(
     rng: np.random.Generator,
-    persons: Persons,
+    persons: Enrollments,
+    home: str,
     month: np.datetime64,
     days_in_month: int,
     regions: dict[str, Institutions],
@@ -231,7 +223,6 @@ def settlements(
     insutype = np.where(np.isin(med_type, ["51", "52"]) & (insutype == "310"), "510", insutype)
 
     # Where treated: mostly at home, sometimes in another province.
-    home = persons.admdvs
     others = [r for r in regions if r[:2] != home[:2]]
     cross = (rng.random(k) < _CROSS[np.searchsorted(MED_TYPES, med_type)]) & bool(others)
     treat = np.where(

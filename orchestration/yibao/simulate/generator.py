@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from yibao.simulate import claims
+from yibao.simulate.people import Enrollments
 
 # Persons simulated per resident, by tier. tiny keeps CI in seconds.
 SCALE_FRACTION = {"tiny": 5e-5, "small": 2e-4, "medium": 2e-3, "large": 1e-2}
@@ -91,27 +92,6 @@ def id_check_digits(first17: np.ndarray) -> np.ndarray:
     digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8) - ord("0")
     digits = digits.reshape(len(first17), 17)
     return _ID_CHECK[(digits * _ID_WEIGHTS).sum(axis=1) % 11]
-
-
-@dataclass
-class Enrollments:
-    """Columns of the enrollment population, one entry per person × region."""
-
-    psn_no: np.ndarray
-    certno: np.ndarray
-    psn_name: np.ndarray
-    gend: np.ndarray
-    brdy: np.ndarray  # datetime64[D]
-    insutype: np.ndarray
-    psn_type: np.ndarray
-    psn_insu_date: np.ndarray  # datetime64[D]
-    admdvs: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.psn_no)
-
-    def take(self, idx: np.ndarray) -> Enrollments:
-        return Enrollments(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
 def _psn_numbers(admdvs: str, first: int, n: int) -> np.ndarray:
@@ -370,16 +350,13 @@ class _World:
     def settle(self, rng, enrolled: Enrollments, active: np.ndarray, code: str, k: int) -> None:
         basic = active & np.isin(enrolled.insutype, ["310", "390"])
         self.insured[(code, k)] = int(basic.sum())
-        who = np.flatnonzero(basic)
-        persons = claims.Persons(
-            enrolled.psn_no[who], enrolled.certno[who], enrolled.psn_name[who],
-            enrolled.gend[who], enrolled.brdy[who], enrolled.insutype[who], code,
-        )  # fmt: skip
+        persons = enrolled.take(np.flatnonzero(basic))
         month = self.periods[k]
         next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
         cols, self.serial = claims.settlements(
             rng,
             persons,
+            code,
             np.datetime64(month, "D"),
             (next_month - month).days,
             self.institutions,
