@@ -39,3 +39,29 @@ def make_driver() -> webdriver.Chrome:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # An explicit driver path: Selenium Manager never runs (it would download).
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def login(driver: webdriver.Chrome, base: str, username: str, password: str) -> None:
+    """Superset's login form, filled once React has drawn it; tried again if the first
+    submission raced the page's scripts."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for attempt in range(3):
+        driver.get(f"{base}/login/")
+        user = WebDriverWait(driver, 60).until(ec.element_to_be_clickable((By.ID, "username")))
+        user.clear()
+        user.send_keys(username)
+        field = driver.find_element(By.ID, "password")
+        field.clear()
+        field.send_keys(password)
+        field.send_keys(Keys.ENTER)
+        try:
+            WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
+            return
+        except TimeoutException:
+            if attempt == 2:
+                raise

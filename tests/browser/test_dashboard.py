@@ -14,11 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.chrome import available, make_driver
+from tests.browser.chrome import available, login, make_driver
 from tests.conftest import YIBAO, run_yibao
 from yibao.superset.api import SupersetClient
 
@@ -104,12 +102,7 @@ def test_dashboard_renders_every_chart_in_chromium(served):
     base = served["state"]["superset_url"]
     driver = make_driver()
     try:
-        driver.get(f"{base}/login/")
-        driver.find_element(By.ID, "username").send_keys("admin")
-        password = driver.find_element(By.ID, "password")
-        password.send_keys(served["password"])
-        password.send_keys(Keys.ENTER)
-        WebDriverWait(driver, 60).until(lambda d: "/login" not in d.current_url)
+        login(driver, base, "admin", served["password"])
         driver.get(f"{base}/superset/dashboard/coverage/")
 
         def charts_state(d):

@@ -205,3 +205,21 @@ def test_rows_with_wrong_field_count_are_quarantined_not_the_batch(db, tmp_path)
     assert "Expected Number of Columns" in rows[0][2]
     for _, _, _, record in rows:
         assert "370102199202021234" not in record and "李四" not in record and "***" in record
+
+
+def test_timestamps_outside_the_batch_month_or_in_the_future(db, tmp_path):
+    outside = ROW2.replace("2024-01-06 11:00:00", "2023-12-31 23:59:59")
+    future = ROW1.replace("P1", "P7").replace("2024-01-05 10:00:00", "2999-01-05 10:00:00")
+    future_batch = "psn_insu/period=2999-01/admdvs=370100/b9.csv"
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n{outside}\n")
+    _write(tmp_path / "landing", future_batch, f"{HEADER}\n{future}\n")
+    _ingest(db, tmp_path)
+    assert _ledger(db)[:3] == (2, 1, 1)
+    rows = db.execute(
+        "select path, reason_code, reason from ops.quarantine order by path"
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [
+        (BATCH, "outside_batch_month"),
+        (future_batch, "future_timestamp"),
+    ]
+    assert "2023-12-31 23:59:59" in rows[0][2] and "2024-01" in rows[0][2]

@@ -37,6 +37,8 @@ class Feed:
     pseudonymise: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
     description: str = ""
+    # The field that must fall in the batch's month (period=YYYY-MM) and not in the future.
+    period_field: str | None = None
 
     @property
     def required(self) -> list[str]:
@@ -88,6 +90,7 @@ FEEDS: dict[str, Feed] = {
         ),
         pseudonymise=("certno",),
         drop=("psn_name",),
+        period_field="updt_time",
     ),
     "setl": Feed(
         name="setl",
@@ -124,6 +127,7 @@ FEEDS: dict[str, Feed] = {
         ),
         pseudonymise=("certno",),
         drop=("psn_name",),
+        period_field="setl_time",
     ),
     "fee_list": Feed(
         name="fee_list",
@@ -194,6 +198,7 @@ FEEDS: dict[str, Feed] = {
                 )
             ),
         ),
+        period_field="period",
     ),
     "population": Feed(
         name="population",

@@ -195,9 +195,24 @@ def _read_batch(con: duckdb.DuckDBPyConnection, path: Path, ext: str) -> None:
     )
 
 
-def _checks(feed: Feed, present: set[str]) -> list[str]:
+def _checks(feed: Feed, present: set[str], period: str | None = None) -> list[str]:
     """SQL expressions that yield 'code|reason' for a failed check, else null."""
     checks = []
+    if feed.period_field and feed.period_field in present and period:
+        col = _quote(feed.period_field)
+        # A month column (YYYY-MM) or a timestamp: either way, its month must be the batch's.
+        as_ts = (
+            f"try_cast(case when length({col}) = 7 then {col} || '-01' else {col} end as timestamp)"
+        )
+        checks.append(
+            f"case when {as_ts} > now()::timestamp then "
+            f"'future_timestamp|{feed.period_field} is in the future: ' || {col} end"
+        )
+        checks.append(
+            f"case when date_trunc('month', {as_ts}) <> date '{period}' then "
+            f"'outside_batch_month|{feed.period_field} ' || {col} "
+            f"|| ' is outside the batch month {period[:7]}' end"
+        )
     for f in feed.fields:
         col = _quote(f.name) if f.name in present else "null"
         if f.required:
@@ -227,7 +242,7 @@ def _checks(feed: Feed, present: set[str]) -> list[str]:
 
 
 def _load_batch(
-    con: duckdb.DuckDBPyConnection, feed: Feed, rel: str, key: bytes
+    con: duckdb.DuckDBPyConnection, feed: Feed, rel: str, key: bytes, period: str | None = None
 ) -> tuple[int, int, int, list[str]]:
     header = [r[0] for r in con.execute("describe batch").fetchall() if r[0] != "_line_no"]
     present = set(header)
@@ -236,7 +251,7 @@ def _load_batch(
         raise BatchRejected(f"missing required column(s): {', '.join(missing)}")
     extra = [c for c in header if c not in {f.name for f in feed.fields}]
 
-    checks = _checks(feed, present)
+    checks = _checks(feed, present, period)
     failed = f"list_filter([{', '.join(checks)}], lambda x: x is not null)[1]" if checks else "null"
     con.execute(f"create or replace temp table checked as select *, {failed} as _failed from batch")
 
@@ -358,7 +373,7 @@ def _ingest_one(
             finally:
                 if source != path:  # the UTF-8 copy holds personal data: never keep it
                     source.unlink(missing_ok=True)
-            read, loaded, bad, extra = _load_batch(con, FEEDS[feed_name], rel, key)
+            read, loaded, bad, extra = _load_batch(con, FEEDS[feed_name], rel, key, period)
             result.rows_read, result.rows_loaded, result.rows_quarantined = read, loaded, bad
             if bad:
                 result.outcome = "loaded_with_quarantine"
