@@ -29,6 +29,13 @@ DEFAULT_MEMORY_LIMIT = "4GB"
 DEFAULT_THREADS = 2
 
 
+def ensure_venv_on_path() -> None:
+    """dbt is a console script of this virtualenv; a caller need not activate it."""
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -101,7 +108,4 @@ class Settings:
         os.environ["YIBAO_DUCKDB_THREADS"] = str(self.threads)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ.setdefault("DBT_LOG_PATH", str(self.logs / "dbt"))
-        # dbt is a console script of this virtualenv; a caller need not activate it.
-        venv_bin = str(Path(sys.executable).parent)
-        if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
-            os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+        ensure_venv_on_path()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from yibao.config import DBT_PROJECT_DIR
+from yibao.config import DBT_PROJECT_DIR, ensure_venv_on_path
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -31,6 +31,7 @@ def _newest_source_mtime(project_dir: Path) -> float:
 
 def ensure_manifest() -> Path:
     """Parse the dbt project when its manifest is missing or stale; return the manifest path."""
+    ensure_venv_on_path()
     manifest = DBT_PROJECT.manifest_path
     if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime(
         DBT_PROJECT.project_dir

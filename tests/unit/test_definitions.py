@@ -1,0 +1,34 @@
+"""The one Dagster Definitions loads as the webserver and daemon load it."""
+
+import json
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import json
+from yibao.definitions import defs
+graph = defs.resolve_asset_graph()
+job = defs.resolve_job_def("yibao_run")
+print(json.dumps({
+    "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+    "checks": sorted(c.name for c in graph.asset_check_keys),
+    "executor": job.executor_def.name,
+}))
+"""
+
+
+def test_definitions_load_without_an_activated_virtualenv(tmp_path):
+    # dagster-webserver -m yibao.definitions, started from a shell that never activated .venv
+    env = {k: v for k, v in os.environ.items() if k not in ("PATH", "VIRTUAL_ENV")}
+    env.update(PATH="/usr/bin:/bin", YIBAO_HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"raw/psn_insu", "raw/setl", "marts/coverage_monthly", "warehouse/published"} <= set(
+        loaded["assets"]
+    )
+    assert "ge_coverage_monthly" in loaded["checks"]
+    assert loaded["executor"] == "in_process"
