@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import requests
@@ -42,19 +41,7 @@ class SupersetClient:
             )
         return response.json()
 
-    # -- bundles -------------------------------------------------------------
-    def import_dashboards(self, bundle: bytes) -> None:
-        response = self.request(
-            "POST",
-            "/api/v1/dashboard/import/",
-            files={"formData": ("dashboards.zip", bundle, "application/zip")},
-            data={"overwrite": "true"},
-        )
-        if response.status_code != 200:
-            raise SupersetError(
-                f"dashboard import failed: HTTP {response.status_code}: {response.text[:500]}"
-            )
-
+    # -- bundles (imports go layer by layer: see bundle.py) ---------------------
     def export_dashboards(self, ids: list[int]) -> bytes:
         query = "!(" + ",".join(str(i) for i in ids) + ")"
         response = self.request("GET", f"/api/v1/dashboard/export/?q={query}")
@@ -65,18 +52,3 @@ class SupersetClient:
     def list_ids(self, resource: str) -> list[dict]:
         result = self.json("GET", f"/api/v1/{resource}/?q=(page_size:100)")
         return result["result"]
-
-
-def wait_healthy(base_url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = requests.get(f"{base_url}/health", timeout=5)
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        except requests.RequestException as exc:
-            last = type(exc).__name__
-        time.sleep(0.5)
-    raise SupersetError(f"Superset at {base_url} did not become healthy in {timeout:.0f}s ({last})")
