@@ -329,12 +329,19 @@ def ingest(
         if known.get(rel) == checksum:
             report.skipped += 1
             continue
-        report.batches.append(_ingest_one(con, path, rel, checksum, scratch, key))
+        replacing = rel in known
+        report.batches.append(_ingest_one(con, path, rel, checksum, scratch, key, replacing))
     return report
 
 
 def _ingest_one(
-    con: duckdb.DuckDBPyConnection, path: Path, rel: str, checksum: str, scratch: Path, key: bytes
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    rel: str,
+    checksum: str,
+    scratch: Path,
+    key: bytes,
+    replacing: bool,
 ) -> BatchResult:
     match = _LAYOUT.match(rel)
     feed_name = match["feed"] if match else rel.split("/")[0]
@@ -346,10 +353,12 @@ def _ingest_one(
     extra: list[str] = []
     con.execute("begin transaction")
     try:
-        # A correction replaces exactly the rows of the batch it corrects.
-        for feed in FEEDS.values():
-            con.execute(f"delete from raw.{feed.name} where _batch_path = $p", {"p": rel})
-        con.execute("delete from ops.quarantine where path = $p", {"p": rel})
+        # A correction replaces exactly the rows of the batch it corrects; the path names
+        # the feed, so its rows can only be in that feed's table. New batches have none.
+        if replacing:
+            if feed_name in FEEDS:
+                con.execute(f"delete from raw.{feed_name} where _batch_path = $p", {"p": rel})
+            con.execute("delete from ops.quarantine where path = $p", {"p": rel})
         try:
             if not match:
                 raise BatchRejected(
