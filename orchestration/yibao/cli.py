@@ -62,6 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--months", default="2024-01:2024-03", help="YYYY-MM:YYYY-MM, inclusive")
     gen.add_argument("--provinces", type=_provinces, help="2-digit codes, e.g. 37,44")
     gen.add_argument("--seed", type=int, default=20240101)
+    gen.add_argument(
+        "--defect",
+        action="append",
+        metavar="NAME=RATE",
+        help="set a planted defect's rate (repeatable), e.g. sex_conflict=0.01 or gzip=0",
+    )
+    gen.add_argument(
+        "--format",
+        choices=["mixed", "csv", "parquet"],
+        default="mixed",
+        help="mixed: CSV with planted delivery variants (default); csv/parquet: one format, "
+        "no delivery or row-level defects",
+    )
+    gen.add_argument(
+        "--resend",
+        action="store_true",
+        help="only deliver the re-sent batches waiting in <home>/outbox, then stop",
+    )
 
     sub.add_parser(
         "run", parents=[home_parent], help="ingest, build, validate and publish (one pass)"
@@ -96,11 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- commands ------------------------------------------------------------------
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
-    from yibao.simulate.generator import generate
+    from yibao.simulate.defects import parse_overrides
+    from yibao.simulate.generator import generate, resend
 
+    if args.resend:
+        sent = resend(settings.home)
+        print(f"re-sent {len(sent)} batch(es) into {settings.landing}")
+        for rel in sent:
+            print(f"  {rel}")
+        return 0
     started = time.monotonic()
     try:
-        counts = generate(settings.home, args.scale, args.months, args.provinces, args.seed)
+        rates = parse_overrides(args.defect)
+        counts = generate(
+            settings.home, args.scale, args.months, args.provinces, args.seed, rates, args.format
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     rows = ", ".join(f"{feed} {n}" for feed, n in counts.items())

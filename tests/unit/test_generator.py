@@ -1,10 +1,19 @@
+import csv
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 
-from yibao.simulate.generator import generate, id_check_digits, month_range
+from yibao.simulate.defects import parse_overrides
+from yibao.simulate.generator import (
+    generate,
+    id_check_digits,
+    load_regions,
+    month_range,
+    resend,
+)
 
 
 def _gb11643_ok(certno: str) -> bool:
@@ -31,34 +40,79 @@ def test_month_range_inclusive_and_across_years():
         month_range("2024-03:2024-01")
 
 
-def test_tiny_sample_follows_the_landing_layout(home):
-    counts = generate(home, "tiny", "2024-01:2024-02", ["37", "44"], seed=7)
+def test_every_province_has_its_pooling_regions_and_population():
+    regions = load_regions()
+    provinces = {r.admdvs: r for r in regions if r.level == "province"}
+    assert len(provinces) == 31
+    assert all(len(code) == 6 and code.endswith("0000") for code in provinces)
+    # 2024 year-end resident population of the 31 provinces: 140,828 万 (NBS, 2025).
+    assert abs(sum(r.resident_pop for r in provinces.values()) - 1_408_280_000) < 0.01 * 1.4e9
+    prefectures = [r for r in regions if r.level == "prefecture"]
+    assert {r.parent for r in prefectures} == set(provinces)
+    for r in prefectures:
+        assert r.admdvs[:2] + "0000" == r.parent and r.admdvs.endswith("00")
+        assert 0 < r.resident_pop <= provinces[r.parent].resident_pop
+    # The warehouse carries the same divisions as its own seed.
+    seed_path = Path(__file__).parents[2] / "dbt_project" / "seeds" / "regions.csv"
+    seed = {row["admdvs"] for row in csv.DictReader(seed_path.read_text("utf-8").splitlines())}
+    assert {r.admdvs for r in regions} <= seed
+
+
+def test_plain_csv_sample_follows_the_landing_layout(home):
+    counts = generate(home, "tiny", "2024-01:2024-02", ["37", "44"], seed=7, fmt="csv")
     files = sorted(
         p.relative_to(home / "landing").as_posix() for p in (home / "landing").rglob("*.csv")
     )
     assert "population/period=2024-01/admdvs=100000/pop-2024.csv" in files
     assert "psn_insu/period=2024-02/admdvs=440300/psn_insu-440300-202402.csv" in files
+    assert "setl/period=2024-02/admdvs=370100/setl-370100-202402.csv" in files
     first = pacsv.read_csv(
         home / "landing/psn_insu/period=2024-01/admdvs=370100/psn_insu-370100-202401.csv"
     )
     assert first.num_rows > 100
-    certnos = first.column("certno").to_pylist()
-    assert all(_gb11643_ok(str(c)) for c in certnos)
+    assert all(_gb11643_ok(str(c)) for c in first.column("certno").to_pylist())
     assert counts["psn_insu"] == sum(
         pacsv.read_csv(p).num_rows for p in (home / "landing/psn_insu").rglob("*.csv")
     )
-    truth = pacsv.read_csv(home / "truth" / "defects.csv")
-    assert set(truth.column("defect_type").to_pylist()) == {"duplicate_enrollment"}
+    assert not list((home / "landing").rglob("*.part"))
 
 
 def test_same_seed_same_bytes(tmp_path):
-    generate(tmp_path / "a", "tiny", "2024-01:2024-02", ["37"], seed=1)
-    generate(tmp_path / "b", "tiny", "2024-01:2024-02", ["37"], seed=1)
-    for path in (tmp_path / "a").rglob("*.csv"):
-        twin = tmp_path / "b" / path.relative_to(tmp_path / "a")
-        assert twin.read_bytes() == path.read_bytes()
+    generate(tmp_path / "a", "tiny", "2024-01:2024-02", ["37", "11"], seed=1)
+    generate(tmp_path / "b", "tiny", "2024-01:2024-02", ["37", "11"], seed=1)
+    a_files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    b_files = sorted(
+        p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file()
+    )
+    assert a_files == b_files and len(a_files) > 30
+    for rel in a_files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    generate(tmp_path / "c", "tiny", "2024-01:2024-02", ["37", "11"], seed=2)
+    other = (tmp_path / "c" / "truth" / "defects.csv").read_bytes()
+    assert other != (tmp_path / "a" / "truth" / "defects.csv").read_bytes()
 
 
-def test_unknown_province_is_a_clear_error(home):
+def test_unknown_province_and_defect_are_clear_errors(home):
     with pytest.raises(ValueError, match="province code"):
         generate(home, "tiny", "2024-01:2024-01", ["99"])
+    with pytest.raises(ValueError, match="unknown defect 'nope'"):
+        parse_overrides(["nope=0.1"])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        parse_overrides(["gzip=2"])
+    assert parse_overrides(["gzip=0"])["gzip"] == 0.0
+
+
+def test_resend_delivers_the_outbox_under_the_same_paths(home):
+    generate(home, "tiny", "2024-01:2024-02", ["37", "44"], seed=3)
+    truth = pacsv.read_csv(home / "truth" / "defects.csv").to_pylist()
+    waiting = {r["batch"]: r["defect_type"] for r in truth if r["defect_type"].startswith("resent")}
+    assert sorted(waiting.values()) == ["resent_corrected", "resent_unchanged"]
+    before = {rel: (home / "landing" / rel).read_bytes() for rel in waiting}
+    sent = resend(home)
+    assert sorted(sent) == sorted(waiting)
+    for rel, kind in waiting.items():
+        after = (home / "landing" / rel).read_bytes()
+        assert (after == before[rel]) == (kind == "resent_unchanged"), rel
+    assert resend(home) == []

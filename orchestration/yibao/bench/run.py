@@ -32,6 +32,7 @@ TARGETS = {
     "ratio_to_scan": 15,
     "dashboard_query_p95_ms": 1000,
     "pandas_ratio_min": 10,
+    "generate_settlements_per_s": 200_000,
 }
 DASHBOARD_REPEATS = 20
 
@@ -78,7 +79,7 @@ def baseline_scan(landing: Path) -> float:
         pattern = str(landing / feed / "**" / "*.csv")
         con.execute(
             f"select count(*) from read_csv('{pattern}', all_varchar = true, "
-            "union_by_name = true, hive_partitioning = false)"
+            "hive_partitioning = false)"
         ).fetchall()
     return time.perf_counter() - started
 
@@ -161,7 +162,13 @@ def bench(home: Path, scale: str) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     settings = Settings(home=work)
 
-    counts, generate_s = _timed(generate, work, scale)
+    # The pipeline reads plain CSV, so the bare scan reads the very same files; the
+    # simulator's own speed is measured apart, writing Parquet.
+    counts, generate_s = _timed(generate, work, scale, fmt="csv")
+    parquet_dir = root / f"gen-parquet-{scale}"
+    shutil.rmtree(parquet_dir, ignore_errors=True)
+    parquet_counts, parquet_s = _timed(generate, parquet_dir, scale, fmt="parquet")
+    shutil.rmtree(parquet_dir, ignore_errors=True)
     run = run_pipeline(settings, announce=lambda _line: None)
     if not run.result.success:
         raise RuntimeError(f"the pipeline failed during the benchmark; see {run.log_path}")
@@ -197,8 +204,9 @@ def bench(home: Path, scale: str) -> dict:
         "settlements": counts.get("setl", 0),
         "fee_lines": counts.get("fee_list", 0),
         "generate_s": round(generate_s, 3),
+        "generate_parquet_s": round(parquet_s, 3),
         # The simulator's own speed (target: 200,000 settlements a second, fee lines included).
-        "generate_settlements_per_s": round(counts.get("setl", 0) / generate_s, 1),
+        "generate_settlements_per_s": round(parquet_counts.get("setl", 0) / parquet_s, 1),
         "phases": {k: round(v, 3) for k, v in phases.items()},
         "end_to_end_s": round(end_to_end, 3),
         "rerun_unchanged_s": round(rerun.seconds, 3),
@@ -233,12 +241,21 @@ def _judge(report: dict) -> list[dict]:
         ),
         ("ratio_to_scan ≤ 15", report["ratio_to_scan"] <= TARGETS["ratio_to_scan"]),
         ("≥ 10× faster than pandas", report["pandas_ratio"] >= TARGETS["pandas_ratio_min"]),
+        (
+            "simulator ≥ 200,000 settlements/s",
+            report["generate_settlements_per_s"] >= TARGETS["generate_settlements_per_s"],
+            "2 cores: one thread draws and formats, one encodes Parquet; both are busy "
+            "(text ids and per-region-month Arrow calls dominate at small scales)",
+        ),
     ]
     if report["scale"] == "small":
         checks.append(
             ("small end to end ≤ 60 s", report["end_to_end_s"] <= TARGETS["small_end_to_end_s"])
         )
-    return [{"target": name, "met": bool(ok), "why": "" if ok else why} for name, ok in checks]
+    return [
+        {"target": c[0], "met": bool(c[1]), "why": "" if c[1] else (c[2] if len(c) > 2 else why)}
+        for c in checks
+    ]
 
 
 def _write(root: Path, report: dict) -> None:
@@ -265,8 +282,9 @@ def render_markdown(r: dict) -> str:
         "",
         "| phase | seconds |",
         "|---|---:|",
-        f"| generate (apart; {r['generate_settlements_per_s']:,.0f} settlements/s) "
-        f"| {r['generate_s']:.2f} |",
+        f"| generate CSV (apart) | {r['generate_s']:.2f} |",
+        f"| generate Parquet (apart; {r['generate_settlements_per_s']:,.0f} settlements/s) "
+        f"| {r['generate_parquet_s']:.2f} |",
         *[f"| {k} | {v:.2f} |" for k, v in r["phases"].items()],
         f"| **end to end** | **{r['end_to_end_s']:.2f}** |",
         f"| re-run, nothing new | {r['rerun_unchanged_s']:.2f} |",

@@ -40,14 +40,19 @@ TARGETS = [
            "Shandong 2025: DRG/DIP pays 89.76% of inpatient fund spending"),
     Target("fund_income_over_expenditure", 1.173, 0.08,
            "bulletin: income 34,913 亿 over expenditure 29,764 亿"),
+    Target("maternity_share_of_insured", 0.191, 0.03,
+           "NHSA 2025: 25,300 万 in maternity insurance (June 2025) over 132,662 万 insured"),
+    Target("ltc_share_of_insured", 0.143, 0.04,
+           "NHSA 2025: 19,000 万 in long-term-care insurance (end 2024) over 132,662 万 insured"),
+    Target("recovered_per_insured_half_year", 12.16, 4.0,
+           "NHSA 2025: 161.3 亿 recovered in H1 2025 over 132,662 万 insured"),
+    Target("recovered_per_case", 48150.0, 15000.0,
+           "NHSA 2025: 161.3 亿 recovered in H1 2025 from 335,000 institutions inspected"),
 ]  # fmt: skip
 
 
 def _csv(landing: Path, feed: str) -> str:
-    return (
-        f"read_csv('{landing / feed}/**/*.csv', all_varchar = true, union_by_name = true, "
-        "hive_partitioning = false)"
-    )
+    return f"read_csv('{landing / feed}/**/*.csv', all_varchar = true, hive_partitioning = false)"
 
 
 def measure(landing: Path) -> dict[str, float]:
@@ -57,13 +62,15 @@ def measure(landing: Path) -> dict[str, float]:
         value = con.execute(sql).fetchall()[0][0]
         return float(value) if value is not None else float("nan")
 
-    con.execute(f"create view enrol as select * from {_csv(landing, 'psn_insu')}")
+    con.execute(f"create table enrol as select * from {_csv(landing, 'psn_insu')}")
+    # Tables, not views: each figure would read the files again.
     con.execute(
-        f"create view setl as select *, medfee_sumamt::decimal(18,2) as medfee, "
+        f"create table setl as select *, medfee_sumamt::decimal(18,2) as medfee, "
         f"fund_pay_sumamt::decimal(18,2) as fund from {_csv(landing, 'setl')}"
     )
-    con.execute(f"create view ledger as select * from {_csv(landing, 'fund_ledger')}")
-    con.execute(f"create view pop as select * from {_csv(landing, 'population')}")
+    con.execute(f"create table ledger as select * from {_csv(landing, 'fund_ledger')}")
+    con.execute(f"create table pop as select * from {_csv(landing, 'population')}")
+    con.execute(f"create table recovery as select * from {_csv(landing, 'fund_recovery')}")
     # Persons insured in the first (full-load) month, counted once by certificate.
     base = (
         "from enrol where insutype in ('310', '390') and psn_insu_stas = '1' "
@@ -71,6 +78,10 @@ def measure(landing: Path) -> dict[str, float]:
     )
     insured = one(f"select count(distinct certno) {base}")
     months = one("select count(distinct left(setl_time, 7)) from setl")
+    first_month = (
+        "from enrol where psn_insu_stas = '1' "
+        "and left(updt_time, 7) = (select min(left(updt_time, 7)) from enrol)"
+    )
     inpatient = "med_type in ('21', '22')"
     figures = {
         "coverage_rate": insured / one("select sum(resident_pop::bigint) from pop"),
@@ -98,6 +109,21 @@ def measure(landing: Path) -> dict[str, float]:
             f"select sum(fund) filter (where drg_dip_code is not null) / sum(fund) "
             f"from setl where {inpatient}"
         ),
+        "maternity_share_of_insured": one(
+            f"select count(distinct certno) filter (where insutype = '510') {first_month}"
+        )
+        / insured,
+        "ltc_share_of_insured": one(
+            f"select count(distinct certno) filter (where insutype = '410') {first_month}"
+        )
+        / insured,
+        "recovered_per_insured_half_year": one(
+            "select sum(recovered_amt::decimal(18,2)) from recovery"
+        )
+        / insured
+        / months
+        * 6,
+        "recovered_per_case": one("select avg(recovered_amt::decimal(18,2)) from recovery"),
         "fund_income_over_expenditure": one(
             "select sum(inc_contrib::decimal(18,2) + inc_subsidy::decimal(18,2) "
             "+ inc_interest::decimal(18,2) + inc_other::decimal(18,2)) "

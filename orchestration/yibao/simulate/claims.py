@@ -1,27 +1,39 @@
 """Settlements, fee lines, institutions and practitioners of the simulated world.
 
-Amounts are computed in integer cents so that the contract's identities hold to
-the cent; everything is vectorised over the persons of a region and month.
-Rates and ratios are named below with where they come from; those marked
-"assumed" are the simulator's own until calibrated against a published figure.
+Amounts are integer cents so that the contract's identities hold to the cent;
+codes and ids are integers or indices into small tables until a batch is
+written, when Arrow kernels turn whole columns into text. Everything is
+vectorised over the persons of a region and month. Rates marked "assumed" are
+the simulator's own until calibrated against a published figure.
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import date
+from importlib import resources
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from yibao.simulate.people import Enrollments
+from yibao.simulate.people import (
+    EMPLOYEE,
+    RESIDENT,
+    Persons,
+    certificate_numbers,
+    gend_codes,
+    person_names,
+    psn_numbers,
+)
 
 # Visits per insured person per month by med_type (assumed; about 4 settlements a
 # person a year, as ~14.5 million settlements a day over 1.33 billion insured).
 VISIT_RATE = {"11": 0.15, "41": 0.12, "14": 0.03, "13": 0.01, "21": 0.0167, "22": 0.001}
 # Maternity rates per woman aged 20-40 per month (assumed: ~9 million births a year).
 MATERNITY_RATE = {"51": 0.01, "52": 0.0035}
+INPATIENT_TYPES = ("21", "22", "52")
 # Respiratory winter peak on general outpatient, emergency and inpatient (assumed).
 WINTER_MONTHS = {12, 1, 2}
 WINTER_FACTOR = 1.25
@@ -63,7 +75,12 @@ REVERSAL_MAX_LAG = 3
 HOSPITALS_PER_10K = 2.0
 LEVEL_MIX = (0.1, 0.3, 0.6)
 DOCTORS_PER_HOSPITAL = (40, 15, 5)
+# Self-paid (丙类) catalogue items on a normal line, always paid by the person (assumed).
+CLASS_C_LINE_RATE = 0.01
+# Practitioner codes from this serial up are never registered (planted defects only).
+UNREGISTERED_SERIAL = 900_000
 
+# Diagnoses by med_type for normal visits: none is specific to sex or age except maternity.
 DIAGNOSES = {
     "11": ["J06.900", "I10.x00", "E11.900", "K29.700", "M54.500"],
     "13": ["R10.400", "S09.900", "J18.900"],
@@ -74,107 +91,185 @@ DIAGNOSES = {
     "51": ["Z34.900"],
     "52": ["O80.000"],
 }
+# Codes used only by planted defects (sex- and age-specific), with their procedures.
+DEFECT_DIAGNOSES = ["C61.x00", "N40.x00", "N83.200", "P07.300", "Z31.200"]
 PROCEDURES = {"K80.200": "51.2300", "O80.000": "73.5900", "S72.000": "79.3500"}
+DEFECT_PROCEDURES = ["60.2900", "68.1200"]  # transurethral prostatectomy, hysteroscopy
 LOS_MEDIAN = {"J18.900": 8, "I63.900": 12, "I25.100": 7, "K80.200": 6, "C34.900": 14,
               "S72.000": 15, "S82.200": 12, "O80.000": 4}  # fmt: skip
-# Fee line items: (med_chrgitm_type, chrgitm_lv, weight); inpatient always has bed and nursing.
-ITEMS_OUT = [("02", "01", 1), ("04", "01", 2), ("09", "01", 4), ("11", "02", 2), ("03", "02", 1)]
-ITEMS_IN = [("01", "01", 2), ("07", "01", 1), ("04", "01", 2), ("09", "01", 4), ("05", "01", 2),
-            ("06", "02", 1), ("08", "02", 2), ("03", "02", 1)]  # fmt: skip
+# Length of stay above this many days for the diagnosis is over the limit (assumed 2.5×
+# the median, as local clinical-pathway rules do).
+LOS_LIMIT_FACTOR = 2.5
 
-
-# Lookup arrays, so that per-settlement parameters are gathered by index, not by a loop.
 MED_TYPES = np.array(sorted(MEDIAN_COST))
 _MEDIAN = np.array([MEDIAN_COST[m] for m in MED_TYPES], dtype=float)
 _SIGMA = np.array([COST_SIGMA.get(m, 0.7) for m in MED_TYPES])
 _ACCOUNT = np.array([ACCOUNT_SHARE.get(m, 0.0) for m in MED_TYPES])
 _CROSS = np.array([CROSS_PROVINCE.get(m, 0.0) for m in MED_TYPES])
+_INPATIENT = np.isin(MED_TYPES, INPATIENT_TYPES)
+_CLAIM_INSUTYPES = np.array(["310", "390", "510"])
+_IN_RATIO = np.array([INPATIENT_RATIO[t] for t in _CLAIM_INSUTYPES])
+_OUT_RATIO = np.array([OUTPATIENT_RATIO[t] for t in _CLAIM_INSUTYPES])
+DIAG_CODES = np.array(sorted({d for ds in DIAGNOSES.values() for d in ds} | set(DEFECT_DIAGNOSES)))
+_DIAG_OF = {d: i for i, d in enumerate(DIAG_CODES)}
 _N_DIAG = np.array([len(DIAGNOSES[m]) for m in MED_TYPES])
-_DIAG = np.array([[DIAGNOSES[m][j % len(DIAGNOSES[m])] for j in range(5)] for m in MED_TYPES])
-INSUTYPES = np.array(["310", "390", "510"])
-_IN_RATIO = np.array([INPATIENT_RATIO[t] for t in INSUTYPES])
-_OUT_RATIO = np.array([OUTPATIENT_RATIO[t] for t in INSUTYPES])
-DIAG_CODES = np.array(sorted({d for ds in DIAGNOSES.values() for d in ds}))
-_LOS = np.array([LOS_MEDIAN.get(d, 1) for d in DIAG_CODES], dtype=float)
-_OPRN = np.array([PROCEDURES.get(d, "") for d in DIAG_CODES])
+_DIAG = np.array([[_DIAG_OF[DIAGNOSES[m][j % len(DIAGNOSES[m])]] for j in range(5)]
+                  for m in MED_TYPES])  # fmt: skip
+OPRN_CODES = np.array(["", *sorted(set(PROCEDURES.values()) | set(DEFECT_PROCEDURES))])
+_OPRN = np.array([np.searchsorted(OPRN_CODES, PROCEDURES.get(d, "")) for d in DIAG_CODES])
+_LOS = np.array([LOS_MEDIAN.get(d, 5) for d in DIAG_CODES], dtype=float)
+LOS_LIMIT = np.ceil(_LOS * LOS_LIMIT_FACTOR).astype(np.int64)
+
+
+def diag_index(code: str) -> int:
+    return _DIAG_OF[code]
+
+
+def oprn_index(code: str) -> int:
+    return int(np.searchsorted(OPRN_CODES, code))
+
+
+# ---------------------------------------------------------------------------- catalogue
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    code: np.ndarray
+    name: pa.Array
+    item_type: np.ndarray
+    lv: np.ndarray
+    price_cents: np.ndarray
+    flag: np.ndarray
+
+
+def load_catalogue() -> Catalogue:
+    text = resources.files("yibao.simulate").joinpath("catalogue.csv").read_text("utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    return Catalogue(
+        code=np.array([r["hilist_code"] for r in rows]),
+        name=pa.array([r["hilist_name"] for r in rows]),
+        item_type=np.array([r["med_chrgitm_type"] for r in rows]),
+        lv=np.array([r["chrgitm_lv"] for r in rows]),
+        price_cents=np.array([round(float(r["price"]) * 100) for r in rows], dtype=np.int64),
+        flag=np.array([r["flag"] for r in rows]),
+    )
+
+
+CATALOGUE = load_catalogue()
+_EXCLUDED = np.char.startswith(CATALOGUE.flag, "excluded_")
+_IMAGING = np.char.startswith(CATALOGUE.flag, "imaging_")
+_BED = np.flatnonzero(CATALOGUE.flag == "bed")
+_NURSING = np.flatnonzero(CATALOGUE.flag == "nursing")
+# Items a normal line is drawn from: neither imaging (planted only), bed/nursing (fixed
+# lines), excluded nor self-paid; self-paid items are added apart, paid by the person.
+_ORDINARY = np.flatnonzero(
+    ~_EXCLUDED & ~_IMAGING & (CATALOGUE.lv != "03") & ~np.isin(CATALOGUE.flag, ["bed", "nursing"])
+)
+_OUTPATIENT_ITEMS = _ORDINARY[~np.isin(CATALOGUE.item_type[_ORDINARY], ["06", "01", "07"])]
+CLASS_C = np.flatnonzero((CATALOGUE.lv == "03") & ~_EXCLUDED)
+EXCLUDED = np.flatnonzero(_EXCLUDED)
+UNKNOWN_ITEM = len(CATALOGUE.code)  # index past the catalogue: written as an unknown code
+SELFPAY_PROP = pa.array(["0.0000", "0.1000", "1.0000"])  # by class 甲, 乙, 丙
+
+
+def imaging_items(kind: str) -> np.ndarray:
+    return np.flatnonzero(CATALOGUE.flag == f"imaging_{kind}")
+
+
+# ------------------------------------------------------------------------- institutions
 
 
 @dataclass
 class Institutions:
-    code: np.ndarray
-    admdvs: np.ndarray
-    level: np.ndarray  # index 0 tertiary .. 2 primary
-    kind: np.ndarray  # "1" medical institution, "2" pharmacy
-    doctors: dict[str, np.ndarray]
+    """The designated institutions and practitioners of one pooling region."""
 
-    def table(self, period_start: str) -> pa.Table:
-        n = len(self.code)
+    admdvs: int
+    serial: np.ndarray  # 5-digit serial within the region
+    pharmacy: np.ndarray  # bool
+    level: np.ndarray  # 0 tertiary .. 2 primary; pharmacies 3 (ungraded)
+    agmt_end: np.ndarray  # datetime64[D]
+    dr_start: np.ndarray  # first practitioner serial of each institution
+    dr_count: np.ndarray
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.admdvs * 100_000 + self.serial
+
+    def hospitals(self) -> np.ndarray:
+        return np.flatnonzero(~self.pharmacy)
+
+    def table(self, month: date) -> pa.Table:
+        """The snapshot of `month`: an agreement that has ended is no longer valid."""
+        n = len(self.serial)
+        first = np.datetime64(month, "D")
         return pa.table(
             {
-                "fixmedins_code": self.code,
-                "fixmedins_name": np.char.add(
-                    np.where(self.kind == "1", "医院", "药店"), np.char.mod("%s", self.code)
+                "fixmedins_code": institution_codes(self.codes, self.pharmacy),
+                "fixmedins_name": pc.binary_join_element_wise(
+                    pa.array(np.where(self.pharmacy, "药店", "医院")),
+                    pa.array(self.serial).cast(pa.string()),
+                    "",
                 ),
-                "fixmedins_type": self.kind,
-                "hosp_lv": np.where(
-                    self.kind == "1", np.char.zfill((self.level + 1).astype("U"), 2), "04"
+                "fixmedins_type": pa.array(np.where(self.pharmacy, "2", "1")),
+                "hosp_lv": pc.utf8_lpad(pa.array(self.level + 1).cast(pa.string()), 2, "0"),
+                "admdvs": pa.array(np.full(n, self.admdvs)).cast(pa.string()),
+                "agmt_begndate": pa.array(np.full(n, np.datetime64("2019-01-01"))).cast(
+                    pa.string()
                 ),
-                "admdvs": self.admdvs,
-                "agmt_begndate": np.full(n, "2019-01-01"),
-                "agmt_enddate": np.full(n, "2029-12-31"),
-                "vali_flag": np.full(n, "1"),
+                "agmt_enddate": pa.array(self.agmt_end).cast(pa.string()),
+                "vali_flag": pa.array(np.where(self.agmt_end < first, "0", "1")),
             }
         )
 
     def practitioners(self) -> pa.Table:
-        codes = np.concatenate(list(self.doctors.values())) if self.doctors else np.array([])
-        owners = np.concatenate([np.full(len(v), k) for k, v in self.doctors.items()])
-        kinds = np.where(np.char.startswith(owners, "P"), "2", "1")
+        owner = np.repeat(np.arange(len(self.serial)), self.dr_count)
+        serial = np.concatenate(
+            [np.arange(s, s + c) for s, c in zip(self.dr_start, self.dr_count, strict=True)]
+        )
+        codes = doctor_codes(np.full(len(serial), self.admdvs), serial)
         return pa.table(
             {
                 "dr_code": codes,
-                "dr_name": np.char.add("医师", codes.astype("U")),
-                "fixmedins_code": owners,
-                "dr_type": kinds,
-                "vali_flag": np.full(len(codes), "1"),
+                "dr_name": pc.binary_join_element_wise(
+                    "医师", pa.array(serial).cast(pa.string()), ""
+                ),
+                "fixmedins_code": institution_codes(self.codes[owner], self.pharmacy[owner]),
+                "dr_type": pa.array(np.where(self.pharmacy[owner], "2", "1")),
+                "vali_flag": pa.array(np.full(len(serial), "1")),
             }
         )
 
 
-def make_institutions(rng: np.random.Generator, admdvs: str, insured: int) -> Institutions:
+def make_institutions(rng: np.random.Generator, admdvs: int, insured: int) -> Institutions:
     n_hosp = max(3, round(insured / 10_000 * HOSPITALS_PER_10K))
     n_pharm = max(2, n_hosp // 2)
-    level = np.concatenate([[0, 1, 2], rng.choice(3, n_hosp - 3, p=LEVEL_MIX)])
-    hosp = np.char.add(f"H{admdvs}", np.char.zfill(np.arange(1, n_hosp + 1).astype("U"), 5))
-    pharm = np.char.add(f"P{admdvs}", np.char.zfill(np.arange(1, n_pharm + 1).astype("U"), 5))
-    doctors: dict[str, np.ndarray] = {}
-    serial = 1
-    for code, lv in zip(hosp, level, strict=True):
-        k = DOCTORS_PER_HOSPITAL[lv]
-        doctors[str(code)] = np.char.add(
-            f"D{admdvs}", np.char.zfill(np.arange(serial, serial + k).astype("U"), 6)
-        )
-        serial += k
-    for code in pharm:
-        doctors[str(code)] = np.char.add(
-            f"D{admdvs}", np.char.zfill(np.arange(serial, serial + 2).astype("U"), 6)
-        )
-        serial += 2
+    level = np.concatenate([[0, 1, 2], rng.choice(3, n_hosp - 3, p=LEVEL_MIX), np.full(n_pharm, 3)])
+    dr_count = np.where(level == 3, 2, np.array([*DOCTORS_PER_HOSPITAL, 2])[level])
+    n = n_hosp + n_pharm
     return Institutions(
-        code=np.concatenate([hosp, pharm]),
-        admdvs=np.full(n_hosp + n_pharm, admdvs),
-        level=np.concatenate([level, np.full(n_pharm, 2)]),
-        kind=np.concatenate([np.full(n_hosp, "1"), np.full(n_pharm, "2")]),
-        doctors=doctors,
+        admdvs=admdvs,
+        serial=np.arange(1, n + 1),
+        pharmacy=np.arange(n) >= n_hosp,
+        level=level,
+        agmt_end=np.full(n, np.datetime64("2029-12-31")),
+        dr_start=np.concatenate([[1], 1 + np.cumsum(dr_count)[:-1]]),
+        dr_count=dr_count,
     )
 
 
-def doctor_index(inst: Institutions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat practitioner codes with each institution's offset and count, for vectorised picks."""
-    counts = np.array([len(inst.doctors[str(c)]) for c in inst.code])
-    flat = np.concatenate([inst.doctors[str(c)] for c in inst.code])
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return flat, starts, counts
+def institution_codes(codes: np.ndarray, pharmacy: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(
+        pa.array(np.where(pharmacy, "P", "H")), pa.array(codes).cast(pa.string()), ""
+    )
+
+
+def doctor_codes(admdvs: np.ndarray, serial: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(
+        "D", pa.array(admdvs * 1_000_000 + serial).cast(pa.string()), ""
+    )
+
+
+# -------------------------------------------------------------------------- settlements
 
 
 def _lognormal_cents(rng, median: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -183,161 +278,20 @@ def _lognormal_cents(rng, median: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     ).astype(np.int64)
 
 
-_CENT = pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
+_DEC = pa.decimal128(18, 2)
 
 
 def cents_text(cents: np.ndarray) -> pa.Array:
-    """Integer cents as exact DECIMAL(18,2) (written as 12.34): no float on the way to the file."""
-    return pc.multiply(pa.array(cents, pa.int64()).cast(pa.decimal128(19, 0)), _CENT).cast(
-        pa.decimal128(18, 2)
-    )
+    """Integer cents as exact DECIMAL(18,2) (written as 12.34): no float on the way to the file.
 
-
-def settlements(
-    rng: np.random.Generator,
-    persons: Enrollments,
-    home: str,
-    month: np.datetime64,
-    days_in_month: int,
-    regions: dict[str, Institutions],
-    serial0: int,
-) -> tuple[dict[str, np.ndarray], int]:
-    """One month of one region's insured persons' settlements, as columns (amounts in cents)."""
-    n = len(persons.psn_no)
-    age = (month - persons.brdy).astype("timedelta64[D]").astype(np.int64) / 365.25
-    winter = WINTER_FACTOR if int(str(month)[5:7]) in WINTER_MONTHS else 1.0
-    women = (persons.gend == "2") & (age >= 20) & (age <= 40)
-    rows, types = [], []
-    for mt, rate in {**VISIT_RATE, **MATERNITY_RATE}.items():
-        r = np.full(n, rate * (winter if mt in ("11", "13", "21") else 1.0))
-        if mt in MATERNITY_RATE:
-            r = np.where(women, rate, 0.0)
-        counts = rng.poisson(r)
-        idx = np.repeat(np.arange(n), counts)
-        rows.append(idx)
-        types.append(np.full(len(idx), mt))
-    who = np.concatenate(rows)
-    med_type = np.concatenate(types)
-    k = len(who)
-    insutype = persons.insutype[who]
-    insutype = np.where(np.isin(med_type, ["51", "52"]) & (insutype == "310"), "510", insutype)
-
-    # Where treated: mostly at home, sometimes in another province.
-    others = [r for r in regions if r[:2] != home[:2]]
-    cross = (rng.random(k) < _CROSS[np.searchsorted(MED_TYPES, med_type)]) & bool(others)
-    treat = np.where(
-        cross, np.array(others or [home])[rng.integers(0, max(1, len(others)), k)], home
-    )
-
-    fixmedins = np.empty(k, dtype="U12")
-    doctor = np.empty(k, dtype="U13")
-    level = np.zeros(k, dtype=np.int64)
-    for code in np.unique(treat):
-        inst = regions[str(code)]
-        flat, starts, counts = doctor_index(inst)
-        here = np.flatnonzero(treat == code)
-        pharmacy = med_type[here] == "41"
-        pool_h = np.flatnonzero(inst.kind == "1")
-        pool_p = np.flatnonzero(inst.kind == "2")
-        choice = np.where(
-            pharmacy,
-            pool_p[rng.integers(0, len(pool_p), len(here))],
-            pool_h[rng.integers(0, len(pool_h), len(here))],
-        )
-        fixmedins[here] = inst.code[choice]
-        level[here] = inst.level[choice]
-        doctor[here] = flat[
-            starts[choice] + (rng.random(len(here)) * counts[choice]).astype(np.int64)
-        ]
-
-    mt = np.searchsorted(MED_TYPES, med_type)
-    it = np.searchsorted(INSUTYPES, insutype)
-    medfee = _lognormal_cents(rng, _MEDIAN[mt, level], _SIGMA[mt])
-    fulamt = np.round(medfee * FULL_OWNPAY_SHARE * rng.uniform(0.5, 1.5, k)).astype(np.int64)
-    overlmt = np.round(medfee * OVERLIMIT_SHARE * rng.uniform(0.5, 1.5, k)).astype(np.int64)
-    preself = np.round(medfee * PRESELFPAY_SHARE * rng.uniform(0.5, 1.5, k)).astype(np.int64)
-    inscp = medfee - fulamt - overlmt - preself
-    inpatient = np.isin(med_type, ["21", "22", "52"])
-    dedc = np.where(inpatient, np.minimum(inscp, np.array(DEDUCTIBLE)[level] * 100), 0)
-    ratio = np.where(
-        inpatient,
-        _IN_RATIO[it, level],
-        _OUT_RATIO[it] + np.where(med_type == "14", 0.1, 0.0),
-    )
-    ratio = np.where(med_type == "41", 0.0, ratio)  # retail pharmacy: account or cash
-    hifp = np.round((inscp - dedc) * ratio).astype(np.int64)
-    hifmi = np.where(
-        inpatient & (insutype == "390"),
-        np.round(np.maximum(0, inscp - hifp - CRITICAL_THRESHOLD * 100) * CRITICAL_RATIO),
-        0,
-    ).astype(np.int64)
-    fund = hifp + hifmi
-    psn_part = medfee - fund
-    acct = np.where(insutype == "310", np.round(psn_part * _ACCOUNT[mt]), 0).astype(np.int64)
-
-    seconds = rng.integers(0, days_in_month * 86400, k)
-    setl_time = month.astype("datetime64[s]") + seconds.astype("timedelta64[s]")
-    setl_day = setl_time.astype("datetime64[D]")
-    diag = _DIAG[mt, rng.integers(0, 60, k) % _N_DIAG[mt]]
-    dx = np.searchsorted(DIAG_CODES, diag)
-    los_median = _LOS[dx]
-    los = np.where(
-        inpatient, np.maximum(1, np.round(los_median * np.exp(0.4 * rng.standard_normal(k)))), 0
-    )
-    begndate = setl_day - los.astype("timedelta64[D]")
-    oprn = _OPRN[dx]
-    drg = np.where(
-        inpatient & (rng.random(k) < DRG_SHARE),
-        np.char.add("DIP-", np.char.replace(diag, ".", "")),
-        "",
-    )
-
-    serial = np.arange(serial0, serial0 + k)
-    cols = {
-        "setl_id": np.char.add("S", np.char.zfill(serial.astype("U"), 15)),
-        "mdtrt_id": np.char.add("M", np.char.zfill(serial.astype("U"), 15)),
-        "psn_no": persons.psn_no[who],
-        "certno": persons.certno[who],
-        "psn_name": persons.psn_name[who],
-        "gend": persons.gend[who],
-        "brdy": np.datetime_as_string(persons.brdy[who]),
-        "insutype": insutype,
-        "med_type": med_type,
-        "begndate": np.datetime_as_string(begndate),
-        "enddate": np.datetime_as_string(setl_day),
-        "setl_time": np.char.replace(np.datetime_as_string(setl_time), "T", " "),
-        "fixmedins_code": fixmedins,
-        "atddr_no": doctor,
-        "diag_code": diag,
-        "oprn_oprt_code": oprn,
-        "insuplc_admdvs": np.full(k, home),
-        "mdtrtarea_admvs": treat,
-        "medfee_sumamt": medfee,
-        "fulamt_ownpay_amt": fulamt,
-        "overlmt_selfpay": overlmt,
-        "preselfpay_amt": preself,
-        "inscp_scp_amt": inscp,
-        "act_pay_dedc": dedc.astype(np.int64),
-        "hifp_pay": hifp,
-        "cvlserv_pay": np.zeros(k, dtype=np.int64),
-        "hifes_pay": np.zeros(k, dtype=np.int64),
-        "hifmi_pay": hifmi,
-        "hifob_pay": np.zeros(k, dtype=np.int64),
-        "maf_pay": np.zeros(k, dtype=np.int64),
-        "oth_pay": np.zeros(k, dtype=np.int64),
-        "fund_pay_sumamt": fund,
-        "psn_part_amt": psn_part,
-        "acct_pay": acct,
-        "psn_cash_pay": psn_part - acct,
-        "hosp_part_amt": np.zeros(k, dtype=np.int64),
-        "acct_mulaid_pay": np.zeros(k, dtype=np.int64),
-        "refd_setl_flag": np.full(k, "0"),
-        "init_setl_id": np.full(k, ""),
-        "drg_dip_code": drg,
-        "clr_type": med_type,
-        "_level": level,
-    }
-    return cols, serial0 + k
+    A decimal128 holds the unscaled integer in 16 little-endian bytes, so the cents and
+    their sign extension are the array's buffer as they are: no arithmetic at all.
+    """
+    c = np.ascontiguousarray(cents, dtype=np.int64)
+    wide = np.empty((len(c), 2), dtype=np.int64)
+    wide[:, 0] = c
+    wide[:, 1] = c >> 63
+    return pa.Array.from_buffers(_DEC, len(c), [None, pa.py_buffer(wide)])
 
 
 AMOUNTS = [
@@ -346,73 +300,257 @@ AMOUNTS = [
     "oth_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay", "psn_cash_pay", "hosp_part_amt",
     "acct_mulaid_pay",
 ]  # fmt: skip
+_ZERO_AMOUNTS = ("cvlserv_pay", "hifes_pay", "hifob_pay", "maf_pay", "oth_pay", "hosp_part_amt",
+                 "acct_mulaid_pay")  # fmt: skip
+
+
+def take(cols: dict[str, np.ndarray], idx) -> dict[str, np.ndarray]:
+    return {name: col[idx] for name, col in cols.items()}
+
+
+def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    parts = [p for p in parts if len(p["serial"])] or parts[:1]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def visits(
+    rng: np.random.Generator,
+    persons: Persons,
+    month: np.datetime64,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Who visits how often: (person index, med_type index) per settlement.
+
+    At most one inpatient stay a person a month, and only in every other month (by person
+    number), so that the stays of the normal population never overlap or follow each
+    other within days: those patterns are planted apart, with their ground truth.
+    """
+    n = len(persons)
+    age = (month - persons.brdy).astype(np.int64) / 365.25
+    winter = WINTER_FACTOR if int(str(month)[5:7]) in WINTER_MONTHS else 1.0
+    women = ~persons.male & (age >= 20) & (age <= 40)
+    eligible = (persons.serial + k) % 2 == 0
+    rows, types = [], []
+    for mt, rate in {**VISIT_RATE, **MATERNITY_RATE}.items():
+        r = rate * (winter if mt in ("11", "13", "21") else 1.0)
+        if mt in MATERNITY_RATE:
+            r = np.where(women, rate, 0.0)
+        if mt in INPATIENT_TYPES:
+            r = np.where(eligible, 2 * r, 0.0)
+            counts = np.minimum(rng.poisson(r, n), 1)
+        else:
+            counts = rng.poisson(r, n)
+        idx = np.repeat(np.arange(n), counts)
+        rows.append(idx)
+        types.append(np.full(len(idx), np.searchsorted(MED_TYPES, mt)))
+    who = np.concatenate(rows)
+    med_type = np.concatenate(types)
+    # A woman has one maternity stay at most in a month, and not also another stay.
+    inpatient = _INPATIENT[med_type]
+    order = np.lexsort((MED_TYPES[med_type] != "52", ~inpatient, who))
+    who, med_type = who[order], med_type[order]
+    first_stay = np.ones(len(who), dtype=bool)
+    inpatient = _INPATIENT[med_type]
+    first_stay[1:] = ~(inpatient[1:] & inpatient[:-1] & (who[1:] == who[:-1]))
+    keep = ~inpatient | first_stay
+    return who[keep], med_type[keep]
+
+
+def settlements(
+    rng: np.random.Generator,
+    persons: Persons,
+    home: int,
+    month: date,
+    k: int,
+    institutions: dict[int, Institutions],
+    serial0: int,
+    after_end_rate: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """One month of one region's insured persons' settlements, as columns (amounts in cents)."""
+    start = np.datetime64(month, "D")
+    next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    days = (next_month - month).days
+    who, mt = visits(rng, persons, start, k)
+    n = len(who)
+    p = persons.take(who)
+    insutype = p.insutype.astype(np.int64)  # 0 employee 310, 1 resident 390 (claim index)
+    maternity = np.isin(MED_TYPES[mt], ["51", "52"])
+    insutype = np.where(maternity & (p.psn_type == 0), 2, insutype)  # employed: 510
+
+    # Where treated: mostly at home, sometimes in another province.
+    others = np.array([r for r in institutions if r // 10_000 != home // 10_000] or [home])
+    cross = (rng.random(n) < _CROSS[mt]) & (others[0] != home)
+    treat = np.where(cross, others[rng.integers(0, len(others), n)], home)
+
+    diag = _DIAG[mt, rng.integers(0, 60, n) % _N_DIAG[mt]]
+    inpatient = _INPATIENT[mt]
+    los = np.where(
+        inpatient, np.maximum(1, np.round(_LOS[diag] * np.exp(0.4 * rng.standard_normal(n)))), 0
+    ).astype(np.int64)
+    los = np.minimum(los, np.minimum(LOS_LIMIT[diag], days - 1))
+    # Inpatient stays begin and end inside the month; visits are on one day.
+    day = (rng.random(n) * (days - los)).astype(np.int64) + los
+    enddate = start + day.astype("timedelta64[D]")
+    inst_serial = np.zeros(n, dtype=np.int64)
+    pharmacy = MED_TYPES[mt] == "41"
+    level = np.zeros(n, dtype=np.int64)
+    after_end = np.zeros(n, dtype=bool)
+    agmt_end = np.zeros(n, dtype="datetime64[D]")
+    doctor = np.zeros(n, dtype=np.int64)
+    for code in np.unique(treat):
+        inst = institutions[int(code)]
+        here = np.flatnonzero(treat == code)
+        pool_h = inst.hospitals()
+        pool_p = np.flatnonzero(inst.pharmacy)
+        choice = np.where(
+            pharmacy[here],
+            pool_p[rng.integers(0, len(pool_p), len(here))],
+            pool_h[rng.integers(0, len(pool_h), len(here))],
+        )
+        # A settlement after the institution's agreement ended goes to its first hospital,
+        # unless planted as an abuse (services after the agreement ended).
+        late = inst.agmt_end[choice] < enddate[here]
+        kept = late & (rng.random(len(here)) < after_end_rate)
+        after_end[here] = kept
+        ended = late & ~kept
+        choice = np.where(ended, pool_h[0], choice)
+        inst_serial[here] = inst.serial[choice]
+        level[here] = inst.level[choice]
+        agmt_end[here] = inst.agmt_end[choice]
+        doctor[here] = inst.dr_start[choice] + (
+            rng.random(len(here)) * inst.dr_count[choice]
+        ).astype(np.int64)
+    level = np.minimum(level, 2)
+
+    medfee = _lognormal_cents(rng, _MEDIAN[mt, level], _SIGMA[mt])
+    seconds = rng.integers(7 * 3600, 21 * 3600, n)
+    cols = {
+        "serial": np.arange(serial0, serial0 + n, dtype=np.int64),
+        "mdtrt": np.arange(serial0, serial0 + n, dtype=np.int64),
+        "psn_serial": p.serial,
+        "psn_admdvs": p.admdvs,
+        "cert_admdvs": p.cert_admdvs,
+        "brdy": p.brdy,
+        "seq": p.seq,
+        "name": p.name,
+        "insutype": insutype,
+        "med_type": mt,
+        "begndate": start + (day - los).astype("timedelta64[D]"),
+        "enddate": enddate,
+        "setl_time": start.astype("datetime64[s]")
+        + (day * 86400 + seconds).astype("timedelta64[s]"),
+        "treat": treat,
+        "inst_serial": inst_serial,
+        "pharmacy": pharmacy,
+        "doctor": doctor,
+        "diag": diag,
+        "oprn": _OPRN[diag],
+        "drg": inpatient & (rng.random(n) < DRG_SHARE),
+        "refd": np.zeros(n, dtype=bool),
+        "init_serial": np.full(n, -1, dtype=np.int64),
+        "level": level,
+        "after_end": after_end,
+        "agmt_end": agmt_end,
+        "medfee_sumamt": medfee,
+    }
+    price(rng, cols)
+    return cols
+
+
+def price(rng: np.random.Generator, cols: dict[str, np.ndarray]) -> None:
+    """Split each settlement's total between the funds and the person, to the cent."""
+    n = len(cols["serial"])
+    mt, level, it = cols["med_type"], cols["level"], cols["insutype"]
+    medfee = cols["medfee_sumamt"]
+    fulamt = np.round(medfee * FULL_OWNPAY_SHARE * rng.uniform(0.5, 1.5, n)).astype(np.int64)
+    overlmt = np.round(medfee * OVERLIMIT_SHARE * rng.uniform(0.5, 1.5, n)).astype(np.int64)
+    preself = np.round(medfee * PRESELFPAY_SHARE * rng.uniform(0.5, 1.5, n)).astype(np.int64)
+    inscp = medfee - fulamt - overlmt - preself
+    inpatient = _INPATIENT[mt]
+    dedc = np.where(inpatient, np.minimum(inscp, np.array(DEDUCTIBLE)[level] * 100), 0)
+    ratio = np.where(
+        inpatient, _IN_RATIO[it, level], _OUT_RATIO[it] + np.where(MED_TYPES[mt] == "14", 0.1, 0.0)
+    )
+    ratio = np.where(MED_TYPES[mt] == "41", 0.0, ratio)  # retail pharmacy: account or cash
+    hifp = np.round((inscp - dedc) * ratio).astype(np.int64)
+    hifmi = np.where(
+        inpatient & (it == RESIDENT),
+        np.round(np.maximum(0, inscp - hifp - CRITICAL_THRESHOLD * 100) * CRITICAL_RATIO),
+        0,
+    ).astype(np.int64)
+    fund = hifp + hifmi
+    psn_part = medfee - fund
+    employee = (it == EMPLOYEE) | (it == 2)
+    acct = np.where(employee, np.round(psn_part * _ACCOUNT[mt]), 0).astype(np.int64)
+    cols.update(
+        fulamt_ownpay_amt=fulamt,
+        overlmt_selfpay=overlmt,
+        preselfpay_amt=preself,
+        inscp_scp_amt=inscp,
+        act_pay_dedc=dedc.astype(np.int64),
+        hifp_pay=hifp,
+        hifmi_pay=hifmi,
+        fund_pay_sumamt=fund,
+        psn_part_amt=psn_part,
+        acct_pay=acct,
+        psn_cash_pay=psn_part - acct,
+        **{name: np.zeros(n, dtype=np.int64) for name in _ZERO_AMOUNTS},
+    )
 
 
 def fee_lines(rng: np.random.Generator, setl: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Fee lines that add up to each settlement's total, each line = quantity × price."""
-    k = len(setl["setl_id"])
-    inpatient = np.isin(setl["med_type"], ["21", "22", "52"])
+    """Fee lines that add up to each settlement's total, each line = quantity × price.
+
+    Inpatient stays have a bed line and a nursing line first; a few lines are self-paid
+    (丙类) items, which the person pays in full.
+    """
+    k = len(setl["serial"])
+    inpatient = _INPATIENT[setl["med_type"]]
     n_lines = np.where(inpatient, rng.integers(8, 21, k), rng.integers(2, 6, k))
     owner = np.repeat(np.arange(k), n_lines)
-    starts = np.concatenate([[0], np.cumsum(n_lines)[:-1]]) if k else np.array([], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(n_lines)[:-1]]).astype(np.int64)
     line_no = np.arange(len(owner)) - np.repeat(starts, n_lines)
+    in_line = inpatient[owner]
+    pool = np.where(in_line, 1, 0)
+    item = np.where(
+        pool == 1,
+        _ORDINARY[rng.integers(0, len(_ORDINARY), len(owner))],
+        _OUTPATIENT_ITEMS[rng.integers(0, len(_OUTPATIENT_ITEMS), len(owner))],
+    )
+    item = np.where(in_line & (line_no == 0), _BED[rng.integers(0, len(_BED), len(owner))], item)
+    item = np.where(
+        in_line & (line_no == 1), _NURSING[rng.integers(0, len(_NURSING), len(owner))], item
+    )
+    class_c = (line_no >= 2) & (rng.random(len(owner)) < CLASS_C_LINE_RATE)
+    item = np.where(class_c, CLASS_C[rng.integers(0, len(CLASS_C), len(owner))], item)
+    lines = {
+        "setl_row": owner,
+        "line_no": line_no,
+        "item": item,
+        "selfpay": np.searchsorted(np.array(["01", "02", "03"]), CATALOGUE.lv[item]),
+    }
+    spread(rng, lines, setl["medfee_sumamt"], starts, n_lines)
+    return lines
+
+
+def spread(rng, lines: dict[str, np.ndarray], total_of: np.ndarray, starts, n_lines) -> None:
+    """Share each settlement's total over its lines, quantity × price to the cent."""
+    owner = lines["setl_row"]
     weight = rng.gamma(1.0, 1.0, len(owner))
-    share = weight / np.repeat(np.add.reduceat(weight, starts) if k else weight, n_lines)
-    total = setl["medfee_sumamt"][owner]
+    share = weight / np.repeat(np.add.reduceat(weight, starts), n_lines) if len(owner) else weight
+    total = total_of[owner]
     cents = np.floor(share * total).astype(np.int64)
-    # Items: inpatient lines 0 and 1 are bed and nursing; others drawn by weight.
-    items = np.where(inpatient[owner], 1, 0)
-    pick_out = rng.choice(len(ITEMS_OUT), len(owner), p=_weights(ITEMS_OUT))
-    pick_in = rng.choice(len(ITEMS_IN), len(owner), p=_weights(ITEMS_IN))
-    item_type = np.where(
-        items == 1,
-        np.array([i[0] for i in ITEMS_IN])[pick_in],
-        np.array([i[0] for i in ITEMS_OUT])[pick_out],
-    )
-    item_lv = np.where(
-        items == 1,
-        np.array([i[1] for i in ITEMS_IN])[pick_in],
-        np.array([i[1] for i in ITEMS_OUT])[pick_out],
-    )
-    item_type = np.where(inpatient[owner] & (line_no == 0), "01", item_type)
-    item_type = np.where(inpatient[owner] & (line_no == 1), "07", item_type)
-    item_lv = np.where(inpatient[owner] & (line_no < 2), "01", item_lv)
-    # Quantities: drugs and materials come in several units; a line's total is qty × price.
+    item_type = CATALOGUE.item_type[np.minimum(lines["item"], UNKNOWN_ITEM - 1)]
     cnt = np.where(
-        np.isin(item_type, ["09", "11", "08"]) & (line_no > 0), rng.integers(1, 6, len(owner)), 1
+        np.isin(item_type, ["09", "11", "08"]) & (lines["line_no"] > 0),
+        rng.integers(1, 6, len(owner)),
+        1,
     )
     cents = cents - cents % cnt
     # What the rounding left over goes to the settlement's first line (quantity 1).
-    remainder = (
-        total[starts] - np.add.reduceat(cents, starts) if k else np.array([], dtype=np.int64)
-    )
-    cents[starts] += remainder
-    price = cents // cnt
-    code = np.char.add(item_type, np.char.zfill(rng.integers(0, 500, len(owner)).astype("U"), 6))
-    return {
-        "feedetl_sn": np.char.zfill((line_no + 1).astype("U"), 4),
-        "setl_id": setl["setl_id"][owner],
-        "mdtrt_id": setl["mdtrt_id"][owner],
-        "psn_no": setl["psn_no"][owner],
-        "fee_ocur_time": setl["setl_time"][owner],
-        "hilist_code": code,
-        "hilist_name": np.char.add("项目", code),
-        "med_chrgitm_type": item_type,
-        "chrgitm_lv": item_lv,
-        "cnt": cnt,
-        "pric": price,
-        "det_item_fee_sumamt": cents,
-        "selfpay_prop": np.where(
-            item_lv == "01", "0.0000", np.where(item_lv == "02", "0.1000", "1.0000")
-        ),
-        "bilg_dr_codg": setl["atddr_no"][owner],
-        "fixmedins_code": setl["fixmedins_code"][owner],
-    }
-
-
-def _weights(items) -> np.ndarray:
-    w = np.array([i[2] for i in items], dtype=float)
-    return w / w.sum()
+    if len(owner):
+        cents[starts] += total_of[owner[starts]] - np.add.reduceat(cents, starts)
+    lines.update(cnt=cnt, pric=cents // cnt, det_item_fee_sumamt=cents)
 
 
 def reversals(
@@ -420,60 +558,142 @@ def reversals(
     setl: dict[str, np.ndarray],
     lines: dict[str, np.ndarray],
     serial0: int,
-) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    eligible: np.ndarray,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Some settlements are reversed later: negated copies pointing at the original.
 
     Returns the months of lag of each reversal, its settlement and fee-line columns.
     """
-    k = len(setl["setl_id"])
-    picked = np.flatnonzero(rng.random(k) < REVERSAL_RATE)
+    k = len(setl["serial"])
+    picked = np.flatnonzero(eligible & (rng.random(k) < REVERSAL_RATE))
     lag = rng.choice(REVERSAL_MAX_LAG + 1, len(picked), p=[0.7, 0.15, 0.1, 0.05])
-    rev = {name: col[picked] for name, col in setl.items()}
-    serial = np.arange(serial0, serial0 + len(picked))
-    new_ids = np.char.add("S", np.char.zfill(serial.astype("U"), 15))
-    rev["init_setl_id"] = rev["setl_id"]
-    rev["setl_id"] = new_ids
-    rev["refd_setl_flag"] = np.full(len(picked), "1")
+    rev = take(setl, picked)
+    rev["init_serial"] = rev["serial"]
+    rev["serial"] = np.arange(serial0, serial0 + len(picked), dtype=np.int64)
+    rev["refd"] = np.ones(len(picked), dtype=bool)
     for name in AMOUNTS:
         rev[name] = -rev[name]
     # The reversal happens `lag` months later, a few days after the same day of month.
-    when = rev["setl_time"].astype("datetime64[s]")
-    months_later = (when.astype("datetime64[M]") + lag).astype("datetime64[s]")
-    offset = when - when.astype("datetime64[M]").astype("datetime64[s]")
-    later = months_later + np.minimum(offset + np.timedelta64(2, "D"), np.timedelta64(27, "D"))
-    rev["setl_time"] = np.char.replace(np.datetime_as_string(later), "T", " ")
-    chosen = np.isin(lines["setl_id"], setl["setl_id"][picked])
-    rev_lines = {name: col[chosen] for name, col in lines.items()}
-    # Settlement ids grow with position, so a sorted search maps each line to its reversal.
-    at = np.searchsorted(setl["setl_id"][picked], rev_lines["setl_id"])
-    rev_lines["setl_id"] = new_ids[at]
-    rev_lines["fee_ocur_time"] = rev["setl_time"][at]
+    when = rev["setl_time"]
+    month_start = when.astype("datetime64[M]")
+    offset = when - month_start.astype("datetime64[s]")
+    later = (month_start + lag).astype("datetime64[s]") + np.minimum(
+        offset + np.timedelta64(2 * 86400, "s"), np.timedelta64(27 * 86400, "s")
+    )
+    rev["setl_time"] = later
+    chosen = np.isin(lines["setl_row"], picked)
+    rev_lines = take(lines, chosen)
+    rev_lines["setl_row"] = np.searchsorted(picked, rev_lines["setl_row"])
     for name in ("det_item_fee_sumamt", "pric"):
         rev_lines[name] = -rev_lines[name]
-    return lag, rev, rev_lines, serial0 + len(picked)
+    return lag, rev, rev_lines
+
+
+def _ids(prefix: str, serial: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(
+        prefix, pc.utf8_lpad(pa.array(serial).cast(pa.string()), 15, "0"), ""
+    )
+
+
+def _text(table_values: np.ndarray, idx: np.ndarray, null_empty: bool = True) -> pa.Array:
+    values = pa.array(table_values)
+    out = values.take(pa.array(idx))
+    return pc.if_else(pc.equal(out, ""), pa.scalar(None, pa.string()), out) if null_empty else out
 
 
 def setl_table(cols: dict[str, np.ndarray]) -> pa.Table:
-    out = {}
-    for name, col in cols.items():
-        if name.startswith("_"):
-            continue
-        if name in AMOUNTS:
-            out[name] = cents_text(col)
-        else:
-            out[name] = pa.array(
-                col, mask=(col == "") if col.dtype.kind == "U" else None, type=pa.string()
-            )
+    n = len(cols["serial"])
+    med_type = _text(MED_TYPES, cols["med_type"])
+    diag = _text(DIAG_CODES, cols["diag"])
+    drg = pc.if_else(
+        pa.array(cols["drg"]),
+        pc.binary_join_element_wise("DIP-", pc.replace_substring(diag, ".", ""), ""),
+        pa.scalar(None, pa.string()),
+    )
+    init = _ids("S", cols["init_serial"])
+    out = {
+        "setl_id": _ids("S", cols["serial"]),
+        "mdtrt_id": _ids("M", cols["mdtrt"]),
+        "psn_no": psn_numbers(cols["psn_admdvs"], cols["psn_serial"]),
+        "certno": certificate_numbers(cols["cert_admdvs"], cols["brdy"], cols["seq"]),
+        "psn_name": person_names(cols["name"]),
+        "gend": gend_codes(cols["seq"]),
+        "brdy": pa.array(cols["brdy"]),
+        "insutype": _text(_CLAIM_INSUTYPES, cols["insutype"]),
+        "med_type": med_type,
+        "begndate": pa.array(cols["begndate"]),
+        "enddate": pa.array(cols["enddate"]),
+        "setl_time": pa.array(cols["setl_time"]),
+        "fixmedins_code": institution_codes(
+            cols["treat"] * 100_000 + cols["inst_serial"], cols["pharmacy"]
+        ),
+        "atddr_no": doctor_codes(cols["treat"], cols["doctor"]),
+        "diag_code": diag,
+        "oprn_oprt_code": _text(OPRN_CODES, cols["oprn"]),
+        "insuplc_admdvs": pa.array(cols["psn_admdvs"]).cast(pa.string()),
+        "mdtrtarea_admvs": pa.array(cols["treat"]).cast(pa.string()),
+        **{name: cents_text(cols[name]) for name in AMOUNTS},
+        "refd_setl_flag": pa.array(np.where(cols["refd"], "1", "0")),
+        "init_setl_id": pc.if_else(
+            pa.array(cols["init_serial"] >= 0), init, pa.scalar(None, pa.string())
+        ),
+        "drg_dip_code": drg,
+        "clr_type": med_type,
+    }
+    assert len(out["setl_id"]) == n
     return pa.table(out)
 
 
-def fee_table(cols: dict[str, np.ndarray]) -> pa.Table:
-    out = {}
-    for name, col in cols.items():
-        if name in ("pric", "det_item_fee_sumamt"):
-            out[name] = cents_text(col)
-        elif name == "cnt":
-            out[name] = pa.array(col, pa.int32()).cast(pa.decimal128(18, 4))
-        else:
-            out[name] = col.astype("U")
-    return pa.table(out)
+_LINE_ITEM_CODES = np.append(CATALOGUE.code, "99000001")
+_LINE_ITEM_NAMES = pa.concat_arrays([CATALOGUE.name, pa.array(["未列入目录项目"])])
+_LINE_TYPES = np.append(CATALOGUE.item_type, "14")
+_LINE_LV = np.append(CATALOGUE.lv, "03")
+
+
+def fee_table(lines: dict[str, np.ndarray], setl: dict[str, np.ndarray]) -> pa.Table:
+    """Fee lines as text; `setl_row` points into the settlement columns `setl`."""
+    owner = lines["setl_row"]
+    setl_time = pa.array(setl["setl_time"][owner])
+    return pa.table(
+        {
+            "feedetl_sn": pc.utf8_lpad(pa.array(lines["line_no"] + 1).cast(pa.string()), 4, "0"),
+            "setl_id": _ids("S", setl["serial"][owner]),
+            "mdtrt_id": _ids("M", setl["mdtrt"][owner]),
+            "psn_no": psn_numbers(setl["psn_admdvs"][owner], setl["psn_serial"][owner]),
+            "fee_ocur_time": setl_time,
+            "hilist_code": _text(_LINE_ITEM_CODES, lines["item"], False),
+            "hilist_name": _LINE_ITEM_NAMES.take(pa.array(lines["item"])),
+            "med_chrgitm_type": _text(_LINE_TYPES, lines["item"], False),
+            "chrgitm_lv": _text(_LINE_LV, lines["item"], False),
+            "cnt": pa.array(lines["cnt"], pa.int32()).cast(pa.decimal128(18, 4)),
+            "pric": cents_text(lines["pric"]),
+            "det_item_fee_sumamt": cents_text(lines["det_item_fee_sumamt"]),
+            "selfpay_prop": SELFPAY_PROP.take(pa.array(lines["selfpay"])),
+            "bilg_dr_codg": doctor_codes(setl["treat"][owner], setl["doctor"][owner]),
+            "fixmedins_code": institution_codes(
+                setl["treat"][owner] * 100_000 + setl["inst_serial"][owner],
+                setl["pharmacy"][owner],
+            ),
+        }
+    )
+
+
+def spending(cols: dict[str, np.ndarray], k: int) -> pa.Table:
+    """Benefit expenditure by insured region and fund, in cents (net of reversals)."""
+    t = cols["insutype"]
+    parts = [
+        ("310_pool", np.where(t == EMPLOYEE, cols["hifp_pay"] + cols["hifob_pay"], 0)),
+        ("310_acct", np.where(t != RESIDENT, cols["acct_pay"], 0)),
+        ("390", np.where(t == RESIDENT, cols["hifp_pay"] + cols["hifmi_pay"], 0)),
+        ("510", np.where(t == 2, cols["hifp_pay"], 0)),
+    ]
+    n = len(t)
+    rows = pa.table({
+        "admdvs": np.concatenate([cols["psn_admdvs"]] * len(parts)),
+        "k": np.full(n * len(parts), k),
+        "fund_type": np.concatenate([np.full(n, name) for name, _ in parts]),
+        "cents": np.concatenate([v for _, v in parts]).astype(np.int64),
+    })  # fmt: skip
+    # Summed at once: a table a settlement would hold gigabytes at `medium` by the end.
+    totals = rows.group_by(["admdvs", "k", "fund_type"]).aggregate([("cents", "sum")])
+    return totals.rename_columns(["admdvs", "k", "fund_type", "cents"])

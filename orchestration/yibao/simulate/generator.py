@@ -1,17 +1,23 @@
 """Synthetic source extracts in the landing layout of the source contract.
 
-Enrollment, population, settlements with their fee lines and later reversals,
-institutions, practitioners, the fund ledger, supervision cases and recoveries,
-for the prefectures of `regions.csv`, calibrated to the published figures of
-`calibration.py`. Planted defects so far: duplicate enrollment (ground truth in
-`<home>/truth`). Everything is vectorised with NumPy and Arrow: no Python loop
-per row.
+All nine feeds for the pooling regions of `regions.csv` (every province's capital
+and the five cities specifically designated in the state plan), calibrated to the
+published figures of `calibration.py`, with planted defects and their ground truth
+(`defects.py`). Month by month, region by region: one region-month of persons'
+visits in memory at a time; settlements are appended to the batch of the region
+where care was given, as that region's platform sends them. Vectorised with NumPy
+and Arrow: no Python loop per row.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import gzip
+import shutil
+import sys
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -19,28 +25,53 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from yibao.simulate import claims
-from yibao.simulate.people import Enrollments
+from yibao.simulate import claims, defects
+from yibao.simulate.people import (
+    EMPLOYEE,
+    INSUTYPES,
+    LTC,
+    MATERNITY,
+    PSN_TYPES,
+    RESIDENT,
+    Persons,
+    certificate_numbers,
+    draw,
+    gend_codes,
+    person_names,
+    psn_numbers,
+)
 
-# Persons simulated per resident, by tier. tiny keeps CI in seconds.
-SCALE_FRACTION = {"tiny": 5e-5, "small": 2e-4, "medium": 2e-3, "large": 1e-2}
+# Persons simulated per resident, by tier (sizes in docs/simulator.md).
+SCALE_FRACTION = {"tiny": 2e-5, "small": 2.5e-4, "medium": 1.4e-2, "large": 5.5e-2}
+# Residents sampled per region at least, so that a small region's rates are not noise.
+MIN_SAMPLE = 200
 # Share of residents insured: 2024 bulletin, 1.327 billion insured, ~95% of residents.
 COVERAGE_TARGET = 0.95
-# Employee scheme (310) share of the insured: 37,948 万 of 132,662 万 in 2024 (bulletin).
+# Employee scheme (310) share of the insured: 37,948 万 of 132,662 万 in 2024 (bulletin);
+# only adults of working age are employees, ~70% of residents (7th census, 2020).
 EMPLOYEE_SHARE = 0.286
-# Monthly churn of the simulator (not calibrated yet): terminations and new enrollments.
+WORKING_AGE_SHARE = 0.70
+# Employed employees in maternity insurance: 25,300 万 of 27,492 万 employed (NHSA 2025).
+MATERNITY_SHARE_OF_EMPLOYED = 0.92
+# The simulator's employed share of the insured runs above the bulletin's (its employees
+# are drawn from ages 18-74), so maternity enrolment is set on the insured: 82 in 100.
+MATERNITY_PERCENT = 82
+# Monthly churn of the simulator (assumed): terminations and new enrollments.
 MONTHLY_TERMINATION = 0.004
 MONTHLY_NEW = 0.005
-# Share of persons enrolled a second time in another region (duplicate enrollment).
-DUPLICATE_RATE = 0.01
-# Residents aged 18 and over: about 80% (7th census, 2020).
-ADULT_SHARE = 0.8
 
-_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
-_ID_CHECK = np.array(list("10X98765432"))
-_SURNAMES = np.array(list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"))
-_GIVEN = np.array(list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂"))
+_ADMDVS = 100_000  # national reference feeds use admdvs=100000
+# Quote only where needed, as most exporters do (and it is faster to write and read).
+_CSV_OPTIONS = pacsv.WriteOptions(quoting_style="needed")
+# Parquet columns worth a dictionary (few distinct values); ids and amounts are not.
+_LOW_CARDINALITY = {
+    "psn_cert_type", "gend", "insutype", "psn_type", "psn_insu_stas", "insuplc_admdvs",
+    "med_type", "mdtrtarea_admvs", "fixmedins_code", "diag_code", "oprn_oprt_code",
+    "refd_setl_flag", "drg_dip_code", "clr_type", "hilist_code", "hilist_name",
+    "med_chrgitm_type", "chrgitm_lv", "selfpay_prop", "bilg_dr_codg", "atddr_no",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,11 +82,11 @@ class Region:
     level: str
     parent: str
     resident_pop: int | None
+    ltc_pilot: bool
 
 
 def load_regions() -> list[Region]:
     text = resources.files("yibao.simulate").joinpath("regions.csv").read_text("utf-8")
-    rows = csv.DictReader(text.splitlines())
     return [
         Region(
             r["admdvs"],
@@ -64,8 +95,9 @@ def load_regions() -> list[Region]:
             r["level"],
             r["parent"],
             int(r["resident_pop_2024"]) if r["resident_pop_2024"] else None,
+            r["ltc_pilot"] == "1",
         )
-        for r in rows
+        for r in csv.DictReader(text.splitlines())
     ]
 
 
@@ -83,91 +115,195 @@ def month_range(spec: str) -> list[date]:
     current = start
     while current <= end:
         months.append(current)
-        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+        current = _next_month(current)
     return months
+
+
+def _next_month(d: date) -> date:
+    return date(d.year + d.month // 12, d.month % 12 + 1, 1)
 
 
 def id_check_digits(first17: np.ndarray) -> np.ndarray:
     """GB 11643 check character for an array of 17-digit strings."""
-    digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8) - ord("0")
-    digits = digits.reshape(len(first17), 17)
-    return _ID_CHECK[(digits * _ID_WEIGHTS).sum(axis=1) % 11]
+    from yibao.simulate.people import check_characters
+
+    return np.array(check_characters(list(first17)))
 
 
-def _psn_numbers(admdvs: str, first: int, n: int) -> np.ndarray:
-    return np.char.add(admdvs[:2], np.char.zfill(np.arange(first, first + n).astype("U"), 14))
+# ------------------------------------------------------------------------------ writing
 
 
-def _concat(a: Enrollments, b: Enrollments) -> Enrollments:
-    return Enrollments(**{k: np.concatenate([v, getattr(b, k)]) for k, v in a.__dict__.items()})
+class Batches:
+    """Open batch files of the current month, appended chunk by chunk, renamed when whole.
+
+    Chunks are buffered per batch and written in slabs of `FLUSH_ROWS`: a write per small
+    chunk made a Parquet row group (and Arrow's per-call cost) per chunk. A reader never
+    sees half a batch: data goes to `<name>.part` first.
+    """
+
+    FLUSH_ROWS = 20_000
+    MAX_QUEUED = 4  # slabs waiting for the writer thread: bounds memory when it falls behind
+
+    def __init__(self, landing: Path, fmt: str) -> None:
+        self.landing = landing
+        self.fmt = fmt
+        self.open: dict[str, _Open] = {}
+        self.counts: Counter = Counter()
+        # Encoding and writing run on a second thread (Arrow releases the GIL) while NumPy
+        # draws the next region-month; one worker keeps each file's writes in order.
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-write")
+        self.pending: list[Future] = []
+
+    def drain(self) -> None:
+        """Wait until everything handed to the writer thread is on disk."""
+        pending, self.pending = self.pending, []
+        for future in pending:
+            future.result()
+
+    def shutdown(self) -> None:
+        self.drain()
+        self.pool.shutdown()
+
+    def path(self, feed: str, month: date, admdvs, stem: str) -> str:
+        ext = "parquet" if self.fmt == "parquet" else "csv"
+        return f"{feed}/period={month:%Y-%m}/admdvs={admdvs}/{stem}.{ext}"
+
+    def append(self, rel: str, table: pa.Table) -> int:
+        """Append and return the number of data rows the batch held before."""
+        batch = self.open.get(rel)
+        if batch is None:
+            final = self.landing / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(final.name + ".part")
+            if self.fmt == "parquet":
+                dictionary = [n for n in table.column_names if n in _LOW_CARDINALITY]
+                writer = pq.ParquetWriter(
+                    tmp, table.schema, compression="lz4", use_dictionary=dictionary
+                )
+            else:
+                writer = pacsv.CSVWriter(tmp, table.schema, write_options=_CSV_OPTIONS)
+            batch = self.open[rel] = _Open(tmp, writer)
+        before = batch.rows
+        if table.num_rows:
+            batch.buffer.append(table)
+            batch.buffered += table.num_rows
+            batch.rows += table.num_rows
+            if batch.buffered >= self.FLUSH_ROWS:
+                self._submit(batch.flush, batch.take())
+        self.counts[rel.split("/", 1)[0]] += table.num_rows
+        return before
+
+    def write(self, rel: str, table: pa.Table) -> None:
+        self.append(rel, table)
+        self.close(rel)
+
+    def close(self, rel: str) -> None:
+        batch = self.open.pop(rel)
+        self._submit(batch.finish, batch.take(), self.landing / rel)
+
+    def _submit(self, fn, *args) -> None:
+        for future in [f for f in self.pending if f.done()]:
+            future.result()  # a writer's error surfaces here, not at the end
+            self.pending.remove(future)
+        while len(self.pending) >= self.MAX_QUEUED:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def close_all(self) -> None:
+        for rel in sorted(self.open):
+            self.close(rel)
 
 
-def _persons(rng: np.random.Generator, admdvs: str, n: int, serial0: int, first: date):
-    gend = rng.choice(np.array(["1", "2"]), n)
-    age_days = rng.integers(0, 90 * 365, n)
-    brdy = np.datetime64(first, "D") - age_days
-    seq = rng.integers(0, 1000, n)
-    # The third-from-last digit of a resident ID is odd for men, even for women.
-    seq = seq - seq % 2 + (gend == "1")
-    body = np.char.add(
-        np.char.add(admdvs, np.datetime_as_string(brdy).astype("U10")),
-        np.char.zfill(seq.astype("U3"), 3),
-    )
-    body = np.char.replace(body, "-", "")
-    certno = np.char.add(body, id_check_digits(body))
-    names = np.char.add(
-        rng.choice(_SURNAMES, n), np.char.add(rng.choice(_GIVEN, n), rng.choice(_GIVEN, n))
-    )
-    psn_no = _psn_numbers(admdvs, serial0, n)
-    # Only adults work: scale the employee share up over the ~80% of residents who are adults.
-    adult = age_days >= 18 * 365
-    employee = adult & (rng.random(n) < EMPLOYEE_SHARE / ADULT_SHARE)
-    insutype = np.where(employee, "310", "390")
-    retired = age_days > 60 * 365
-    child = age_days < 18 * 365
-    psn_type = np.where(
-        employee, np.where(retired, "1102", "1101"), np.where(child, "1502", "1501")
-    )
-    insu_date = np.maximum(brdy, np.datetime64(first, "D") - rng.integers(30, 20 * 365, n))
-    return Enrollments(
-        psn_no, certno, names, gend, brdy, insutype, psn_type, insu_date, np.full(n, admdvs)
-    )
+@dataclass
+class _Open:
+    tmp: Path
+    writer: object
+    rows: int = 0
+    buffered: int = 0
+    buffer: list = field(default_factory=list)
+
+    def take(self) -> list[pa.Table]:
+        buffer, self.buffer, self.buffered = self.buffer, [], 0
+        return buffer
+
+    def flush(self, buffer: list[pa.Table]) -> None:
+        if buffer:
+            # One chunk: pyarrow 18 repeats the CSV header after an empty leading chunk.
+            self.writer.write_table(pa.concat_tables(buffer).combine_chunks())
+
+    def finish(self, buffer: list[pa.Table], final: Path) -> None:
+        self.flush(buffer)
+        self.writer.close()
+        self.tmp.replace(final)
 
 
-def _timestamps(rng: np.random.Generator, month: date, n: int) -> np.ndarray:
-    start = np.datetime64(month, "s")
-    days = 28 * 86400
-    return start + rng.integers(0, days, n).astype("timedelta64[s]")
-
-
-def _table(e: Enrollments, stas: np.ndarray, paus: np.ndarray, updt: np.ndarray) -> pa.Table:
+def _enrollment_table(
+    p: Persons, stas: np.ndarray, paus: np.ndarray, updt: np.ndarray, ltc_pilot: bool
+) -> pa.Table:
+    """Rows of psn_insu: each basic enrollment, plus maternity (510) for employed employees
+    and long-term care (410) for employees of pilot cities, which follow it."""
+    employed = (p.insutype == EMPLOYEE) & (p.psn_type == 0) & (p.seq % 100 < MATERNITY_PERCENT)
+    employee = p.insutype == EMPLOYEE
+    parts = [np.arange(len(p))]
+    kinds = [p.insutype.astype(np.int64)]
+    parts.append(np.flatnonzero(employed))
+    kinds.append(np.full(len(parts[-1]), MATERNITY))
+    if ltc_pilot:
+        parts.append(np.flatnonzero(employee))
+        kinds.append(np.full(len(parts[-1]), LTC))
+    rows = np.concatenate(parts)
+    insutype = np.concatenate(kinds)
+    q = p.take(rows)
+    paus = paus[rows]
     return pa.table(
         {
-            "psn_no": e.psn_no,
-            "psn_cert_type": np.full(len(e), "01"),
-            "certno": e.certno,
-            "psn_name": e.psn_name,
-            "gend": e.gend,
-            "brdy": np.datetime_as_string(e.brdy),
-            "insutype": e.insutype,
-            "psn_type": e.psn_type,
-            "psn_insu_stas": stas,
-            "psn_insu_date": np.datetime_as_string(e.psn_insu_date),
-            "paus_insu_date": pa.array(
-                np.datetime_as_string(paus), mask=np.isnat(paus), type=pa.string()
-            ),
-            "insuplc_admdvs": e.admdvs,
-            "updt_time": np.char.replace(np.datetime_as_string(updt), "T", " "),
+            "psn_no": psn_numbers(q.admdvs, q.serial),
+            "psn_cert_type": pa.array(np.full(len(q), "01")),
+            "certno": certificate_numbers(q.cert_admdvs, q.brdy, q.seq),
+            "psn_name": person_names(q.name),
+            "gend": gend_codes(q.seq),
+            "brdy": pa.array(q.brdy),
+            "insutype": pa.array(INSUTYPES[insutype]),
+            "psn_type": pa.array(PSN_TYPES[q.psn_type]),
+            "psn_insu_stas": pa.array(stas[rows]),
+            "psn_insu_date": pa.array(q.insu_date),
+            "paus_insu_date": pa.array(paus, mask=np.isnat(paus)),
+            "insuplc_admdvs": pa.array(q.admdvs).cast(pa.string()),
+            "updt_time": pa.array(updt[rows]),
         }
     )
 
 
-def _write_csv(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    # One chunk: pyarrow 18 repeats the header after an empty leading record batch.
-    pacsv.write_csv(table.combine_chunks(), tmp)
-    tmp.replace(path)  # a reader never sees half a batch
+def _sampled(region: Region, fraction: float) -> int:
+    return max(MIN_SAMPLE, round(region.resident_pop * fraction))
+
+
+def _never(n: int) -> np.ndarray:
+    return np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+
+
+def _timestamps(rng: np.random.Generator, month: date, n: int) -> np.ndarray:
+    start = np.datetime64(month, "s")
+    return start + rng.integers(0, 28 * 86400, n).astype("timedelta64[s]")
+
+
+def _all_text(table: pa.Table) -> pa.Table:
+    return pa.table(
+        {
+            name: col.cast(pa.string())
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+
+
+def _progress(total: int, enabled: bool | None):
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(total=total, disable=not show, unit="region-month", desc="generate", leave=False)
+
+
+# --------------------------------------------------------------------------- the world
 
 
 def generate(
@@ -176,140 +312,351 @@ def generate(
     months: str = "2024-01:2024-03",
     provinces: list[str] | None = None,
     seed: int = 20240101,
+    rates: dict[str, float] | None = None,
+    fmt: str = "mixed",
+    progress: bool | None = None,
 ) -> dict[str, int]:
-    """Write the landing files and the ground truth; return row counts per feed."""
+    """Write the landing files and the ground truth; return row counts per feed.
+
+    fmt: `mixed` (CSV, with the planted delivery variants), `csv` or `parquet` (every
+    batch in that format, no delivery or row-level defects: for benchmarks).
+    """
     if scale not in SCALE_FRACTION:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALE_FRACTION)}")
+    if fmt not in ("mixed", "csv", "parquet"):
+        raise ValueError(f"unknown format {fmt!r}; choose mixed, csv or parquet")
+    rates = dict(defects.RATES if rates is None else rates)
+    if fmt != "mixed":
+        rates.update({k: 0.0 for k in (*defects.ROW_DEFECTS, "gb18030", "utf8_bom", "crlf",
+                                       "gzip", "parquet")})  # fmt: skip
     periods = month_range(months)
     regions = load_regions()
-    wanted = set(provinces or {r.admdvs[:2] for r in regions if r.level == "province"})
     known = {r.admdvs[:2] for r in regions if r.level == "province"}
+    wanted = set(provinces or known)
     unknown = wanted - known
     if unknown:
         raise ValueError(
             f"no regions known for province code(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(known))}"
         )
-    prefectures = [r for r in regions if r.level == "prefecture" and r.admdvs[:2] in wanted]
+    pooling = [r for r in regions if r.level == "prefecture" and r.admdvs[:2] in wanted]
+    codes = [int(r.admdvs) for r in pooling]
+    ltc = {int(r.admdvs): r.ltc_pilot for r in pooling}
     rng = np.random.default_rng(seed)
+    claims_rng = np.random.default_rng([seed, 1])
     fraction = SCALE_FRACTION[scale]
-    landing, truth = home / "landing", home / "truth"
-    counts = {"psn_insu": 0, "population": 0}
+    landing, truth_dir, outbox = home / "landing", home / "truth", home / "outbox"
+    batches = Batches(landing, "parquet" if fmt == "parquet" else "csv")
+    truth = defects.Truth()
 
     # Residents of the simulated world: the denominator scales with the sample.
-    pop = pa.table(
-        {
-            "admdvs": [r.admdvs for r in prefectures],
-            "year": [str(periods[0].year)] * len(prefectures),
-            "resident_pop": [max(1, round(r.resident_pop * fraction)) for r in prefectures],
-        }
-    )
     for year in sorted({p.year for p in periods}):
-        year_pop = pop.set_column(1, "year", pa.array([str(year)] * len(prefectures)))
-        _write_csv(
-            year_pop,
-            landing / "population" / f"period={year}-01" / "admdvs=100000" / f"pop-{year}.csv",
+        pop = pa.table(
+            {
+                "admdvs": [r.admdvs for r in pooling],
+                "year": [str(year)] * len(pooling),
+                "resident_pop": [_sampled(r, fraction) for r in pooling],
+            }
         )
-        counts["population"] += year_pop.num_rows
+        batches.write(batches.path("population", date(year, 1, 1), _ADMDVS, f"pop-{year}"), pop)
 
-    per_region: dict[str, Enrollments] = {}
+    share_of_adults = EMPLOYEE_SHARE / WORKING_AGE_SHARE
+    start = np.datetime64(periods[0], "D")
+    enrolled: dict[int, Persons] = {}
     serial = 1
-    for r in prefectures:
-        n = round(r.resident_pop * fraction * COVERAGE_TARGET)
-        per_region[r.admdvs] = _persons(rng, r.admdvs, n, serial, periods[0])
+    for r in pooling:
+        n = round(_sampled(r, fraction) * COVERAGE_TARGET)
+        enrolled[int(r.admdvs)] = draw(rng, int(r.admdvs), n, serial, start, share_of_adults)
         serial += n
 
-    # Duplicate enrollment: the same certificate enrolled again in another region.
-    codes = list(per_region)
-    duplicates = []
+    # Duplicate enrollment: a person enrolled again, as a resident, in the next region.
     if len(codes) > 1:
+        originals = dict(enrolled)
         for i, code in enumerate(codes):
-            src = per_region[codes[(i + 1) % len(codes)]]
-            pick = np.flatnonzero(rng.random(len(src)) < DUPLICATE_RATE)
-            dup = src.take(pick)
-            dup.psn_no = _psn_numbers(code, serial, len(dup))
+            src = originals[codes[(i + 1) % len(codes)]]
+            dup = src.take(np.flatnonzero(rng.random(len(src)) < rates["duplicate_enrollment"]))
+            dup.serial = np.arange(serial, serial + len(dup), dtype=np.int64)
             serial += len(dup)
-            dup.admdvs = np.full(len(dup), code)
-            dup.insutype = np.full(len(dup), "390")
-            dup.psn_type = np.where(dup.psn_type == "1502", "1502", "1501")
-            per_region[code] = _concat(per_region[code], dup)
-            duplicates.append(
-                pa.table(
-                    {
-                        "feed": np.full(len(dup), "psn_insu"),
-                        "key": dup.psn_no,
-                        "defect_type": np.full(len(dup), "duplicate_enrollment"),
-                    }
-                )
-            )
+            dup.admdvs = np.full(len(dup), code, dtype=np.int32)
+            dup.insutype = np.full(len(dup), RESIDENT, dtype=np.int8)
+            dup.psn_type = np.where(dup.psn_type == 3, 3, 2).astype(np.int8)
+            enrolled[code] = Persons.concat([enrolled[code], dup])
+            truth.add("psn_insu", psn_numbers(dup.admdvs, dup.serial), "duplicate_enrollment")
 
-    # Claims draw from their own stream: enrollment stays the same whatever they do.
-    claims_rng = np.random.default_rng([seed, 1])
+    # Institutions; one hospital a region loses its agreement mid-window (when there is one).
     institutions = {
-        code: claims.make_institutions(claims_rng, code, len(e)) for code, e in per_region.items()
+        code: claims.make_institutions(claims_rng, code, len(e)) for code, e in enrolled.items()
     }
-    world = _World(periods, institutions, landing)
+    if len(periods) >= 2:
+        mid = periods[len(periods) // 2]
+        for inst in institutions.values():
+            inst.agmt_end[inst.hospitals()[1]] = np.datetime64(date(mid.year, mid.month, 15))
 
-    for code, enrolled in per_region.items():
-        active = np.ones(len(enrolled), dtype=bool)
-        for k, month in enumerate(periods):
-            path = landing / "psn_insu" / f"period={month:%Y-%m}" / f"admdvs={code}"
-            if k == 0:  # first period of a region: full load
-                rows = enrolled.take(np.arange(len(enrolled)))
-                table = _table(
-                    rows,
-                    np.full(len(rows), "1"),
-                    np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[D]"),
-                    _timestamps(rng, month, len(rows)),
-                )
+    active = {code: np.ones(len(e), dtype=bool) for code, e in enrolled.items()}
+    pending: dict[int, list] = defaultdict(list)
+    spent: list[pa.Table] = []
+    insured: dict[tuple[int, int], int] = {}
+    abused: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
+    setl_serial = 1
+    # Re-deliveries: one enrollment batch re-sent as is, one settlement batch corrected.
+    resend_same = batches.path(
+        "psn_insu", periods[0], codes[0], f"psn_insu-{codes[0]}-{periods[0]:%Y%m}"
+    )
+    resend_fixed = batches.path(
+        "setl", periods[-1], codes[0], f"setl-{codes[0]}-{periods[-1]:%Y%m}"
+    )
+    clean = Batches(outbox, "csv") if fmt == "mixed" else None
+    short_rows: dict[str, list[np.ndarray]] = defaultdict(list)
+    row_defects: set[str] = set()
+
+    bar = _progress(len(periods) * len(codes), progress)
+    for k, month in enumerate(periods):
+        month_start = np.datetime64(month, "D")
+        for code in codes:
+            people = enrolled[code]
+            rel = batches.path("psn_insu", month, code, f"psn_insu-{code}-{month:%Y%m}")
+            if k == 0:  # first period of a region: full load, in slabs of persons
+                for part in _chunks(len(people)):
+                    n = len(part)
+                    batches.append(
+                        rel,
+                        _enrollment_table(
+                            people.take(part),
+                            np.full(n, "1"),
+                            _never(n),
+                            _timestamps(rng, month, n),
+                            ltc[code],
+                        ),
+                    )
+                table = None
             else:
-                stop = np.flatnonzero(active & (rng.random(len(enrolled)) < MONTHLY_TERMINATION))
-                active[stop] = False
-                ended = enrolled.take(stop)
+                stop = np.flatnonzero(
+                    active[code] & (rng.random(len(people)) < MONTHLY_TERMINATION)
+                )
+                active[code][stop] = False
                 updt = _timestamps(rng, month, len(stop))
-                paus = updt.astype("datetime64[D]")
-                terminated = _table(ended, np.full(len(stop), "4"), paus, updt)
-                n_new = rng.binomial(len(enrolled), MONTHLY_NEW)
-                new = _persons(rng, code, n_new, serial, month)
+                ended = _enrollment_table(
+                    people.take(stop),
+                    np.full(len(stop), "4"),
+                    updt.astype("datetime64[D]"),
+                    updt,
+                    ltc[code],
+                )
+                n_new = rng.binomial(len(people), MONTHLY_NEW)
+                new = draw(rng, code, n_new, serial, month_start, share_of_adults)
+                new.insu_date = np.full(n_new, month_start)
                 serial += n_new
-                new.psn_insu_date = np.full(n_new, np.datetime64(month, "D"))
-                enrolled = _concat(enrolled, new)
-                active = np.concatenate([active, np.ones(n_new, dtype=bool)])
-                joined = _table(
+                enrolled[code] = people = Persons.concat([people, new])
+                active[code] = np.concatenate([active[code], np.ones(n_new, dtype=bool)])
+                joined = _enrollment_table(
                     new,
                     np.full(n_new, "1"),
-                    np.full(n_new, np.datetime64("NaT"), dtype="datetime64[D]"),
+                    _never(n_new),
                     _timestamps(rng, month, n_new),
+                    ltc[code],
                 )
-                table = pa.concat_tables([terminated, joined])
-            _write_csv(table, path / f"psn_insu-{code}-{month:%Y%m}.csv")
-            counts["psn_insu"] += table.num_rows
-            world.settle(claims_rng, enrolled, active, code, k)
+                table = pa.concat_tables([ended, joined])
+            if table is not None:
+                batches.append(rel, table)
+            batches.close(rel)
+            if clean is not None and rel == resend_same:
+                batches.drain()  # the copy is of the file as delivered
+                (outbox / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(landing / rel, outbox / rel)
 
-    for feed, n in world.write(claims_rng, landing).items():
-        counts[feed] = n
+            basic = active[code] & np.isin(people.insutype, [EMPLOYEE, RESIDENT])
+            insured[(code, k)] = int(basic.sum())
+            # A big region's month is drawn in slabs of persons: memory stays bounded at
+            # any tier, and persons' visits do not depend on each other.
+            for part in _chunks(len(people), np.flatnonzero(basic), at_least_one=False):
+                setl_serial = _settle(
+                    claims_rng, people.take(part), code, month, k, periods, institutions, rates,
+                    setl_serial, truth, abused, pending, spent, batches, clean, short_rows,
+                    row_defects, resend_fixed,
+                )  # fmt: skip
+            bar.update(1)
+        for rev, rev_lines in pending.pop(k, []):
+            _emit(batches, clean, rev, rev_lines, month, k, rates, claims_rng, truth, short_rows,
+                      row_defects, resend_fixed)  # fmt: skip
+            spent.append(claims.spending(rev, k))
+        batches.close_all()
+        batches.drain()  # whole files before rows are cut short in them
+        if clean is not None:
+            clean.close_all()
+            clean.drain()
+        for rel, rows in short_rows.items():
+            defects.shorten_rows(landing / rel, np.concatenate(rows))
+        short_rows.clear()
+        for code in codes:
+            inst = institutions[code]
+            batches.write(
+                batches.path("fixmedins", month, code, f"fixmedins-{code}-{month:%Y%m}"),
+                inst.table(month),
+            )
+            batches.write(
+                batches.path("practitioner", month, code, f"practitioner-{code}-{month:%Y%m}"),
+                inst.practitioners(),
+            )
+    bar.close()
 
-    truth.mkdir(parents=True, exist_ok=True)
-    if duplicates:
-        pacsv.write_csv(pa.concat_tables(duplicates), truth / "defects.csv")
-    return counts
+    counts = dict(batches.counts)
+    counts["fund_ledger"] = _ledger(
+        rng, batches, periods, codes, ltc, pa.concat_tables(spent), enrolled
+    )
+    counts["supervision_case"], counts["fund_recovery"] = _cases(
+        rng, batches, periods, institutions, insured, abused
+    )
+    batches.shutdown()
+    if clean is not None:
+        clean.shutdown()
+    if fmt == "mixed":
+        _missing_column(batches, periods, codes, truth)
+        renamed = _deliveries(rng, landing, rates, truth, row_defects, {resend_same, resend_fixed})
+        truth.rename_batches(renamed)
+        for rel, kind in ((resend_same, "resent_unchanged"), (resend_fixed, "resent_corrected")):
+            if (outbox / rel).exists():
+                truth.add(rel.split("/", 1)[0], [rel], kind, rel)
+    truth.write(truth_dir / "defects.csv")
+    return {feed: counts.get(feed, 0) for feed in (
+        "psn_insu", "population", "setl", "fee_list", "fixmedins", "practitioner", "fund_ledger",
+        "supervision_case", "fund_recovery")}  # fmt: skip
+
+
+def _settle(claims_rng, persons, code, month, k, periods, institutions, rates, setl_serial,
+            truth, abused, pending, spent, batches, clean, short_rows, row_defects,
+            resend_fixed) -> int:  # fmt: skip
+    """One slab of a region-month's insured persons: visits, planted defects, fee lines,
+    reversals for later months, and the batches of the treating regions. Returns the
+    next free settlement serial."""
+    month_end = np.datetime64(_next_month(month), "D")
+    cols = claims.settlements(
+        claims_rng, persons, code, month, k, institutions, setl_serial,
+        rates["after_agreement_end"],
+    )  # fmt: skip
+    setl_serial += len(cols["serial"])
+    cols, planted, plan, setl_serial = defects.plant_visits(
+        claims_rng, cols, k, month_end, institutions, rates, setl_serial, truth
+    )
+    lines = claims.fee_lines(claims_rng, cols)
+    defects.plant_lines(claims_rng, lines, len(cols["serial"]), plan)
+    for treat in np.unique(cols["treat"][planted]):
+        abused[(int(treat), k)].append(cols["inst_serial"][planted & (cols["treat"] == treat)])
+    lag, rev, rev_lines = claims.reversals(claims_rng, cols, lines, setl_serial, ~planted)
+    setl_serial += len(rev["serial"])
+    arrives = (lag > 0) & (k + lag < len(periods))
+    truth.add("setl", defects.claims_ids(rev).filter(pa.array(arrives)), "late_reversal")
+    for later in np.unique(lag):
+        if k + later < len(periods):  # else it arrives after the simulated window
+            rows = np.flatnonzero(lag == later)
+            sub = claims.take(rev_lines, np.isin(rev_lines["setl_row"], rows))
+            sub["setl_row"] = np.searchsorted(rows, sub["setl_row"])
+            pending[k + int(later)].append((claims.take(rev, rows), sub))
+    _emit(batches, clean, cols, lines, month, k, rates, claims_rng, truth, short_rows,
+              row_defects, resend_fixed)  # fmt: skip
+    spent.append(claims.spending(cols, k))
+    return setl_serial
+
+
+def _chunks(
+    n: int, rows: np.ndarray | None = None, size: int = 200_000, at_least_one: bool = True
+) -> list[np.ndarray]:
+    """Slabs of at most `size` rows; one empty slab for none when `at_least_one` (so that
+    an empty batch still gets its header)."""
+    rows = np.arange(n) if rows is None else rows
+    return [rows[i : i + size] for i in range(0, max(len(rows), int(at_least_one)), size)]
+
+
+def _emit(batches, clean, cols, lines, month, k, rates, rng, truth, short_rows, row_defects,
+          resend_fixed) -> None:  # fmt: skip
+    """Append a region's settlements and fee lines to the batches of the treating regions.
+
+    Text is made once for the region-month, sorted by treating region; each batch gets a
+    zero-copy slice (small per-batch tables made Arrow's per-call cost dominate).
+    """
+    n = len(cols["serial"])
+    order = np.argsort(cols["treat"], kind="stable")
+    cols = claims.take(cols, order)
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    line_pos = position[lines["setl_row"]]
+    line_order = np.argsort(line_pos, kind="stable")
+    lines = claims.take(lines, line_order)
+    lines["setl_row"] = line_pos[line_order]
+    treats, first = np.unique(cols["treat"], return_index=True)
+    bounds = np.append(first, n)
+    line_bounds = np.searchsorted(lines["setl_row"], bounds)
+    setl = claims.setl_table(cols)
+    if any(rates[kind] for kind in defects.ROW_DEFECTS) or clean is not None:
+        setl = _all_text(setl)  # broken values are text; so is every column then
+    fee = claims.fee_table(lines, cols)
+    rels = [batches.path("setl", month, t, f"setl-{t}-{month:%Y%m}") for t in treats]
+    # The batch re-sent corrected must have something to correct.
+    force = None
+    if clean is not None and resend_fixed in rels:
+        i = rels.index(resend_fixed)
+        force = np.arange(bounds[i], bounds[i + 1])
+        clean.append(resend_fixed, setl.slice(bounds[i], bounds[i + 1] - bounds[i]))
+    corrupted, picked = defects.corrupt_rows(rng, setl, np.datetime64(month, "D"), rates, force)
+    ids = setl.column("setl_id")
+    for i, treat in enumerate(treats):
+        a, b = bounds[i], bounds[i + 1]
+        rel = rels[i]
+        before = batches.append(rel, _own(corrupted, a, b))
+        for kind, at in picked.items():
+            mine = at[(at >= a) & (at < b)]
+            if len(mine):
+                row_defects.add(rel)
+                truth.add("setl", ids.take(pa.array(mine)), kind, rel)
+                if kind == "wrong_field_count":
+                    short_rows[rel].append(before + mine - a)
+        batches.append(
+            batches.path("fee_list", month, treat, f"fee_list-{treat}-{month:%Y%m}"),
+            _own(fee, line_bounds[i], line_bounds[i + 1]),
+        )
+
+
+def _own(table: pa.Table, start: int, stop: int) -> pa.Table:
+    """Rows start:stop as a table of their own: a zero-copy slice would keep the whole
+    region-month alive in the buffer of every batch it touched (gigabytes at `medium`)."""
+    if start == 0 and stop == table.num_rows:
+        return table
+    return table.take(pa.array(np.arange(start, stop)))
+
+
+def resend(home: Path) -> list[str]:
+    """Deliver the re-sent batches waiting in `<home>/outbox` (same path, into landing)."""
+    outbox, landing = home / "outbox", home / "landing"
+    sent = []
+    for path in sorted(p for p in outbox.rglob("*") if p.is_file()) if outbox.exists() else []:
+        rel = path.relative_to(outbox).as_posix()
+        target = landing / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+        path.unlink()
+        sent.append(rel)
+    return sent
 
 
 # Fund income over benefit expenditure and months of reserve at the start, per fund
 # (2024 bulletin: UEBMI pooled 17,342/13,223 and 30,446 cumulative; personal accounts
-# 6,390/5,880 and 14,472; resident 11,181/10,661 and ~8,183; maternity assumed).
-FUND_INCOME_RATIO = {"310_pool": 1.31, "310_acct": 1.087, "390": 1.049, "510": 1.05}
-FUND_RESERVE_MONTHS = {"310_pool": 27.6, "310_acct": 29.5, "390": 9.2, "510": 6.0}
+# 6,390/5,880 and 14,472; resident 11,181/10,661 and ~8,183; maternity and long-term
+# care assumed).
+FUND_INCOME_RATIO = {"310_pool": 1.31, "310_acct": 1.087, "390": 1.049, "510": 1.05, "ltc": 1.2}
+FUND_RESERVE_MONTHS = {"310_pool": 27.6, "310_acct": 29.5, "390": 9.2, "510": 6.0, "ltc": 12.0}
 # Resident fund income: individual contributions ~37%, fiscal subsidy ~63% (2024 rates
 # of 400 and 670 yuan a head).
 RESIDENT_SUBSIDY_SHARE = 0.63
 ANNUAL_INTEREST = 0.015  # assumed deposit rate of fund balances
-# Recovered funds: 16.13 billion yuan in H1 2025 over ~1.33 billion insured, about 2 yuan
-# per insured person per month; 80% of the involved amount is recovered (assumed).
+# Long-term care benefits per participant and month, in yuan (assumed).
+LTC_BENEFIT_PER_PARTICIPANT = 8.0
+# Recovered funds: 161.3 亿 in H1 2025 over ~13.27 亿 insured, ~2.03 yuan per insured
+# person per month, from 335,000 institutions inspected: ~48,150 yuan per inspection.
 RECOVERED_PER_INSURED_MONTH = 2.03
-RECOVERED_SHARE = 0.8
-CASE_MEDIAN_INVOLVED = 20_000
-CASE_SIGMA = 0.8
+RECOVERED_PER_CASE = 48_150
+RECOVERED_SHARE = 0.8  # of the involved amount (assumed)
+CASE_SIGMA = 0.6
 CASE_SOURCES = {
     "smart_monitoring": 0.30, "routine": 0.30, "special_campaign": 0.15,
     "flight_inspection": 0.05, "self_inspection": 0.15, "report": 0.05,
@@ -317,214 +664,193 @@ CASE_SOURCES = {
 VIOLATIONS = ["fictitious_hospitalisation", "split_charging", "over_treatment",
               "excluded_item_billed", "upcoding", "data_quality"]  # fmt: skip
 ACTIONS = ["none", "warning", "agreement_suspended", "agreement_terminated", "referred_police"]
-
-
-class _World:
-    """Writes each region-month's settlements as it goes (one region-month in memory at a
-    time), then the institutions, the fund ledger and the supervision feeds."""
-
-    def __init__(self, periods: list[date], institutions: dict, landing: Path) -> None:
-        self.periods = periods
-        self.institutions = institutions
-        self.landing = landing
-        self.insured: dict[tuple[str, int], int] = {}
-        self.spent: list[pa.Table] = []
-        self.counts = {"setl": 0, "fee_list": 0}
-        self.serial = 1
-
-    def _emit(self, cols: dict, lines: dict, k: int, batch: str) -> None:
-        """One batch per treatment region: the sending platform is where care was given."""
-        month = self.periods[k]
-        for treat in np.unique(cols["mdtrtarea_admvs"]):
-            here = cols["mdtrtarea_admvs"] == treat
-            line_here = np.isin(lines["setl_id"], cols["setl_id"][here])
-            for feed, table in (
-                ("setl", claims.setl_table({n: c[here] for n, c in cols.items()})),
-                ("fee_list", claims.fee_table({n: c[line_here] for n, c in lines.items()})),
-            ):
-                folder = self.landing / feed / f"period={month:%Y-%m}" / f"admdvs={treat}"
-                _write_csv(table, folder / f"{feed}-{treat}-{month:%Y%m}-{batch}.csv")
-                self.counts[feed] += table.num_rows
-        self.spent.append(_spending(cols, k))
-
-    def settle(self, rng, enrolled: Enrollments, active: np.ndarray, code: str, k: int) -> None:
-        basic = active & np.isin(enrolled.insutype, ["310", "390"])
-        self.insured[(code, k)] = int(basic.sum())
-        persons = enrolled.take(np.flatnonzero(basic))
-        month = self.periods[k]
-        next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        cols, self.serial = claims.settlements(
-            rng,
-            persons,
-            code,
-            np.datetime64(month, "D"),
-            (next_month - month).days,
-            self.institutions,
-            self.serial,
-        )
-        lines = claims.fee_lines(rng, cols)
-        lag, rev, rev_lines, self.serial = claims.reversals(rng, cols, lines, self.serial)
-        self._emit(cols, lines, k, f"from{code}")
-        for months_later in np.unique(lag):
-            target = k + int(months_later)
-            if target >= len(self.periods):
-                continue  # arrives after the simulated window
-            here = lag == months_later
-            line_here = np.isin(rev_lines["setl_id"], rev["setl_id"][here])
-            self._emit(
-                {n: c[here] for n, c in rev.items()},
-                {n: c[line_here] for n, c in rev_lines.items()},
-                target,
-                f"from{code}-reversals-of-{month:%Y%m}",
-            )
-
-    def write(self, rng, landing: Path) -> dict[str, int]:
-        counts = {**self.counts, "fixmedins": 0, "practitioner": 0}
-        for code, inst in self.institutions.items():
-            for month in self.periods:
-                for feed, table in (
-                    ("fixmedins", inst.table(f"{month:%Y-%m}")),
-                    ("practitioner", inst.practitioners()),
-                ):
-                    folder = landing / feed / f"period={month:%Y-%m}" / f"admdvs={code}"
-                    _write_csv(table, folder / f"{feed}-{code}-{month:%Y%m}.csv")
-                    counts[feed] += table.num_rows
-        counts["fund_ledger"] = self._ledger(rng, landing, pa.concat_tables(self.spent))
-        counts["supervision_case"], counts["fund_recovery"] = self._cases(rng, landing)
-        return counts
-
-    def _ledger(self, rng, landing: Path, spent: pa.Table) -> int:
-        """Each fund's month: income follows the year's ratio to spending, balances chain."""
-        sums = spent.group_by(["admdvs", "k", "fund_type"]).aggregate([("cents", "sum")])
-        key = zip(*(sums.column(n).to_pylist() for n in ("admdvs", "k", "fund_type")), strict=True)
-        spent_by = dict(zip(key, sums.column("cents_sum").to_pylist(), strict=True))
-        names = ["bal_open", "inc_contrib", "inc_subsidy", "inc_interest", "inc_other",
+LEDGER_FIELDS = ["bal_open", "inc_contrib", "inc_subsidy", "inc_interest", "inc_other",
                  "exp_benefit", "exp_other", "bal_close"]  # fmt: skip
-        rows = 0
-        for code in self.institutions:
-            by_month: dict[int, list] = {k: [] for k in range(len(self.periods))}
-            for fund, ratio in FUND_INCOME_RATIO.items():
-                exp = np.array([spent_by.get((code, k, fund), 0) for k in range(len(self.periods))])
-                mean = max(1, int(exp.mean()))
-                balance = int(FUND_RESERVE_MONTHS[fund] * mean)
-                income = (ratio * mean * rng.uniform(0.97, 1.03, len(exp))).astype(np.int64)
-                subsidy_share = RESIDENT_SUBSIDY_SHARE if fund == "390" else 0.0
-                for k in range(len(self.periods)):
-                    subsidy = int(income[k] * subsidy_share)
-                    contrib = int(income[k]) - subsidy
-                    interest = int(balance * ANNUAL_INTEREST / 12)
-                    exp_other = int(exp[k] * 0.005)
-                    close = balance + contrib + subsidy + interest - int(exp[k]) - exp_other
-                    by_month[k].append(
-                        (
-                            fund,
-                            [balance, contrib, subsidy, interest, 0, int(exp[k]), exp_other, close],
-                        )
-                    )
-                    balance = close
-            for k, records in by_month.items():
-                month = self.periods[k]
-                amounts = np.array([r[1] for r in records], dtype=np.int64)
-                table = pa.table(
-                    {
-                        "admdvs": [code] * len(records),
-                        "period": [f"{month:%Y-%m}"] * len(records),
-                        "fund_type": [r[0] for r in records],
-                        **{n: claims.cents_text(amounts[:, i]) for i, n in enumerate(names)},
-                    }
-                )
-                folder = landing / "fund_ledger" / f"period={month:%Y-%m}" / f"admdvs={code}"
-                _write_csv(table, folder / f"ledger-{code}-{month:%Y%m}.csv")
-                rows += table.num_rows
-        return rows
 
-    def _cases(self, rng, landing: Path) -> tuple[int, int]:
-        n_cases = n_recoveries = 0
-        last = len(self.periods) - 1
-        for (code, k), insured in sorted(self.insured.items()):
-            month = self.periods[k]
-            # Expected cases so that recoveries match the per-capita figure (lognormal mean).
-            mean_involved = CASE_MEDIAN_INVOLVED * np.exp(CASE_SIGMA**2 / 2)
-            lam = insured * RECOVERED_PER_INSURED_MONTH / (RECOVERED_SHARE * mean_involved)
-            n = rng.poisson(lam)
-            if n == 0:
-                continue
-            inst = self.institutions[code]
-            hospitals = inst.code[inst.kind == "1"]
-            sources = rng.choice(list(CASE_SOURCES), n, p=list(CASE_SOURCES.values()))
-            involved = np.round(
-                CASE_MEDIAN_INVOLVED * np.exp(0.8 * rng.standard_normal(n)) * 100
-            ).astype(np.int64)
-            recovered = np.round(involved * RECOVERED_SHARE).astype(np.int64)
-            lag = rng.integers(0, 3, n)
-            closed = k + lag <= last
-            ids = np.char.add(f"C{code}{month:%Y%m}", np.char.zfill(np.arange(n).astype("U"), 4))
-            open_date = np.datetime64(month, "D") + rng.integers(0, 28, n).astype("timedelta64[D]")
-            close_month = (np.datetime64(month, "M") + lag).astype(
-                "datetime64[D]"
-            ) + np.timedelta64(27, "D")
-            fines = np.where(rng.random(n) < 0.3, involved, 0)
-            cases = ~(sources == "self_inspection")
-            case_table = pa.table({
-                "case_id": ids[cases], "admdvs": np.full(cases.sum(), code),
-                "fixmedins_code": hospitals[rng.integers(0, len(hospitals), n)][cases],
-                "case_source": sources[cases],
-                "violation_type": rng.choice(VIOLATIONS, n)[cases],
-                "open_date": np.datetime_as_string(open_date)[cases],
-                "close_date": pa.array(
-                    np.datetime_as_string(close_month)[cases], mask=~closed[cases]
-                ),
-                "involved_amt": claims.cents_text(involved[cases]),
-                "fine_amt": claims.cents_text(fines[cases]),
-                "action": rng.choice(ACTIONS, n)[cases],
-                "status": np.where(closed, "closed", "open")[cases],
+
+def _ledger(rng, batches: Batches, periods, codes, ltc, spent: pa.Table, enrolled) -> int:
+    """Each fund's month: income follows the year's ratio to spending, balances chain."""
+    sums = spent.group_by(["admdvs", "k", "fund_type"]).aggregate([("cents", "sum")])
+    key = zip(*(sums.column(n).to_pylist() for n in ("admdvs", "k", "fund_type")), strict=True)
+    spent_by = dict(zip(key, sums.column("cents_sum").to_pylist(), strict=True))
+    rows = 0
+    n_months = len(periods)
+    for code in codes:
+        funds = [f for f in FUND_INCOME_RATIO if f != "ltc" or ltc[code]]
+        n = len(funds)
+        exp = np.zeros((n, n_months), dtype=np.int64)
+        for i, fund in enumerate(funds):
+            if fund == "ltc":
+                participants = int((enrolled[code].insutype == EMPLOYEE).sum())
+                exp[i] = round(participants * LTC_BENEFIT_PER_PARTICIPANT * 100)
+            else:
+                exp[i] = [spent_by.get((code, k, fund), 0) for k in range(n_months)]
+        mean = np.maximum(1, exp.mean(axis=1)).astype(np.int64)
+        ratio = np.array([FUND_INCOME_RATIO[f] for f in funds])[:, None]
+        income = (ratio * mean[:, None] * rng.uniform(0.97, 1.03, (n, n_months))).astype(np.int64)
+        subsidy = (
+            income
+            * np.array([RESIDENT_SUBSIDY_SHARE if f == "390" else 0.0 for f in funds])[:, None]
+        ).astype(np.int64)
+        contrib = income - subsidy
+        exp_other = exp * 5 // 1000
+        balance = (np.array([FUND_RESERVE_MONTHS[f] for f in funds]) * mean).astype(np.int64)
+        for k, month in enumerate(periods):  # months chain: one step per month, not per row
+            interest = (balance * ANNUAL_INTEREST / 12).astype(np.int64)
+            close = balance + contrib[:, k] + subsidy[:, k] + interest - exp[:, k] - exp_other[:, k]
+            values = [balance, contrib[:, k], subsidy[:, k], interest, np.zeros(n, np.int64),
+                      exp[:, k], exp_other[:, k], close]  # fmt: skip
+            table = pa.table(
+                {
+                    "admdvs": [str(code)] * n,
+                    "period": [f"{month:%Y-%m}"] * n,
+                    "fund_type": funds,
+                    **{
+                        name: claims.cents_text(v)
+                        for name, v in zip(LEDGER_FIELDS, values, strict=True)
+                    },
+                }
+            )
+            batches.write(
+                batches.path("fund_ledger", month, code, f"ledger-{code}-{month:%Y%m}"), table
+            )
+            rows += n
+            balance = close
+    return rows
+
+
+def _cases(rng, batches: Batches, periods, institutions, insured, abused) -> tuple[int, int]:
+    """Cases at the institutions where abuse was planted (mostly), recoveries as they close."""
+    n_cases = n_recoveries = 0
+    last = len(periods) - 1
+    mean_involved = RECOVERED_PER_CASE / RECOVERED_SHARE
+    median = mean_involved / np.exp(CASE_SIGMA**2 / 2)
+    expected: dict[int, float] = defaultdict(float)
+    offset = {code: rng.random() for code in institutions}
+    for (code, k), count in sorted(insured.items()):
+        month = periods[k]
+        # Cases arrive at the expected rate without Poisson noise: a region-month of a small
+        # sample expects a fraction of a case, and the calibration must not hinge on luck.
+        before = int(expected[code] + offset[code])
+        expected[code] += count * RECOVERED_PER_INSURED_MONTH / RECOVERED_PER_CASE
+        n = int(expected[code] + offset[code]) - before
+        if n == 0:
+            continue
+        inst = institutions[code]
+        hospitals = inst.serial[inst.hospitals()]
+        suspects = np.concatenate(abused.get((code, k), [np.array([], np.int64)]))
+        pool = np.where(
+            (rng.random(n) < 0.7) & (len(suspects) > 0),
+            suspects[rng.integers(0, max(1, len(suspects)), n)] if len(suspects) else 0,
+            hospitals[rng.integers(0, len(hospitals), n)],
+        )
+        where = claims.institution_codes(code * 100_000 + pool, np.zeros(n, dtype=bool))
+        sources = rng.choice(list(CASE_SOURCES), n, p=list(CASE_SOURCES.values()))
+        involved = np.round(median * np.exp(CASE_SIGMA * rng.standard_normal(n)) * 100).astype(
+            np.int64
+        )
+        recovered = np.round(involved * RECOVERED_SHARE).astype(np.int64)
+        lag = rng.integers(0, 2, n)  # closed in the month opened or the next
+        closed = k + lag <= last
+        ids = np.array([f"C{code}{month:%Y%m}{i:04d}" for i in range(n)])  # a few a month
+        open_date = np.datetime64(month, "D") + rng.integers(0, 28, n).astype("timedelta64[D]")
+        close_day = (np.datetime64(month, "M") + lag).astype("datetime64[D]") + np.timedelta64(
+            27, "D"
+        )
+        fines = np.where(rng.random(n) < 0.3, involved, 0)
+        case = sources != "self_inspection"
+        table = pa.table({
+            "case_id": ids[case], "admdvs": np.full(case.sum(), str(code)),
+            "fixmedins_code": where.filter(pa.array(case)),
+            "case_source": sources[case],
+            "violation_type": rng.choice(VIOLATIONS, n)[case],
+            "open_date": np.datetime_as_string(open_date)[case],
+            "close_date": pa.array(np.datetime_as_string(close_day)[case], mask=~closed[case]),
+            "involved_amt": claims.cents_text(involved[case]),
+            "fine_amt": claims.cents_text(fines[case]),
+            "action": rng.choice(ACTIONS, n)[case],
+            "status": np.where(closed, "closed", "open")[case],
+        })  # fmt: skip
+        if table.num_rows:
+            batches.write(
+                batches.path("supervision_case", month, code, f"cases-{code}-{month:%Y%m}"), table
+            )
+            n_cases += table.num_rows
+        for later in np.unique(lag[closed]):
+            sel = closed & (lag == later)
+            rec_month = periods[k + int(later)]
+            rec = pa.table({
+                "recovery_id": np.char.add("R", ids[sel]),
+                "case_id": pa.array(ids[sel], mask=(sources[sel] == "self_inspection")),
+                "admdvs": np.full(sel.sum(), str(code)),
+                "fixmedins_code": where.filter(pa.array(sel)),
+                "recovered_date": np.datetime_as_string(close_day[sel]),
+                "recovered_amt": claims.cents_text(recovered[sel]),
             })  # fmt: skip
-            if case_table.num_rows:
-                _write_csv(
-                    case_table,
-                    landing
-                    / "supervision_case"
-                    / f"period={month:%Y-%m}"
-                    / f"admdvs={code}"
-                    / f"cases-{code}-{month:%Y%m}.csv",
-                )
-                n_cases += case_table.num_rows
-            for later in np.unique(lag[closed]):
-                sel = closed & (lag == later)
-                rec_month = self.periods[k + int(later)]
-                rec = pa.table({
-                    "recovery_id": np.char.add("R", ids[sel]),
-                    "case_id": pa.array(ids[sel], mask=(sources[sel] == "self_inspection")),
-                    "admdvs": np.full(sel.sum(), code),
-                    "fixmedins_code": hospitals[rng.integers(0, len(hospitals), sel.sum())],
-                    "recovered_date": np.datetime_as_string(close_month[sel]),
-                    "recovered_amt": claims.cents_text(recovered[sel]),
-                })  # fmt: skip
-                _write_csv(
-                    rec,
-                    landing
-                    / "fund_recovery"
-                    / f"period={rec_month:%Y-%m}"
-                    / f"admdvs={code}"
-                    / f"recovery-{code}-{month:%Y%m}-{rec_month:%Y%m}.csv",
-                )
-                n_recoveries += rec.num_rows
-        return n_cases, n_recoveries
+            batches.write(
+                batches.path(
+                    "fund_recovery",
+                    rec_month,
+                    code,
+                    f"recovery-{code}-{month:%Y%m}-{rec_month:%Y%m}",
+                ),
+                rec,
+            )
+            n_recoveries += rec.num_rows
+    return n_cases, n_recoveries
 
 
-def _spending(cols: dict[str, np.ndarray], k: int) -> pa.Table:
-    """Benefit expenditure by insured region and fund, in cents (net of reversals)."""
-    t = cols["insutype"]
-    parts = [
-        ("310_pool", np.where(t == "310", cols["hifp_pay"] + cols["hifob_pay"], 0)),
-        ("310_acct", np.where(np.isin(t, ["310", "510"]), cols["acct_pay"], 0)),
-        ("390", np.where(t == "390", cols["hifp_pay"] + cols["hifmi_pay"], 0)),
-        ("510", np.where(t == "510", cols["hifp_pay"], 0)),
-    ]
-    n = len(t)
-    return pa.table({
-        "admdvs": np.concatenate([cols["insuplc_admdvs"]] * len(parts)),
-        "k": np.full(n * len(parts), k),
-        "fund_type": np.concatenate([np.full(n, name) for name, _ in parts]),
-        "cents": np.concatenate([v for _, v in parts]).astype(np.int64),
-    })  # fmt: skip
+def _missing_column(batches: Batches, periods, codes, truth: defects.Truth) -> None:
+    """One practitioner batch arrives without its required `dr_code` column."""
+    rel = batches.path(
+        "practitioner", periods[-1], codes[0], f"practitioner-{codes[0]}-{periods[-1]:%Y%m}"
+    )
+    path = batches.landing / rel
+    table = pacsv.read_csv(
+        path, convert_options=pacsv.ConvertOptions(column_types={"dr_code": pa.string()})
+    )
+    pacsv.write_csv(table.drop_columns(["dr_code"]), path, _CSV_OPTIONS)
+    truth.add("practitioner", ["dr_code"], "missing_required_column", rel)
+
+
+_VARIANTS = ("parquet", "gzip", "gb18030", "utf8_bom", "crlf")
+
+
+def _deliveries(
+    rng, landing: Path, rates, truth: defects.Truth, unparsable: set[str], frozen: set[str]
+) -> dict[str, str]:
+    """Re-encode some batches as provincial systems send them; returns renamed paths."""
+    files = sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*.csv"))
+    probs = np.array([rates[v] for v in _VARIANTS])
+    edges = np.cumsum(probs)
+    draws = rng.random(len(files))
+    renamed = {}
+    for rel, u in zip(files, draws, strict=True):  # one step per file, not per row
+        variant = _VARIANTS[int(np.searchsorted(edges, u, side="right"))] if u < edges[-1] else None
+        # Batches with broken rows stay text; re-sent batches stay as first delivered.
+        if variant is None or rel in frozen or (rel in unparsable and variant == "parquet"):
+            continue
+        path = landing / rel
+        data = path.read_bytes()
+        new_rel = rel
+        if variant == "parquet":
+            header = data.split(b"\n", 1)[0].decode("utf-8").split(",")
+            options = pacsv.ConvertOptions(
+                column_types={c.strip('"'): pa.string() for c in header}, strings_can_be_null=True
+            )
+            new_rel = rel[: -len(".csv")] + ".parquet"
+            pq.write_table(pacsv.read_csv(path, convert_options=options), landing / new_rel)
+            path.unlink()
+        elif variant == "gzip":
+            new_rel = rel + ".gz"
+            (landing / new_rel).write_bytes(gzip.compress(data, mtime=0))
+            path.unlink()
+        elif variant == "gb18030":
+            path.write_bytes(data.decode("utf-8").encode("gb18030"))
+        elif variant == "utf8_bom":
+            path.write_bytes(b"\xef\xbb\xbf" + data)
+        else:
+            path.write_bytes(data.replace(b"\n", b"\r\n"))
+        renamed[rel] = new_rel
+        truth.add(rel.split("/", 1)[0], [new_rel], variant, new_rel)
+    return renamed

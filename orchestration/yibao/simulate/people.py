@@ -1,28 +1,135 @@
-"""The simulated population: one entry per person × region of enrollment."""
+"""The simulated population, held as numbers; text is made only when a batch is written.
+
+A person × region of enrollment is a row of small integer and date columns; the
+certificate number, person number and name are derived from them with integer
+arithmetic and Arrow kernels, because building millions of strings with NumPy's
+`np.char` was the simulator's largest cost.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Insurance types (险种) and person categories of the national code lists.
+INSUTYPES = np.array(["310", "390", "410", "510"])  # employee, resident, LTC, maternity
+EMPLOYEE, RESIDENT, LTC, MATERNITY = range(4)
+PSN_TYPES = np.array(["1101", "1102", "1501", "1502"])  # employed, retired, adult, child
+
+_ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
+_ID_CHECK = pa.array(list("10X98765432"))
+_SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗")
+_GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂")
+# Every surname + two given characters, so a name is one index into this table.
+NAMES = pa.array([s + a + b for s in _SURNAMES for a in _GIVEN for b in _GIVEN])
 
 
 @dataclass
-class Enrollments:
-    """Columns of the enrollment population, one entry per person × region."""
+class Persons:
+    """One entry per person × region of enrollment."""
 
-    psn_no: np.ndarray
-    certno: np.ndarray
-    psn_name: np.ndarray
-    gend: np.ndarray
+    serial: np.ndarray  # int64: psn_no is the enrollment province then 14 digits of this
+    admdvs: np.ndarray  # int32: pooling region of enrollment
+    cert_admdvs: np.ndarray  # int32: region written in the certificate number (birthplace)
     brdy: np.ndarray  # datetime64[D]
-    insutype: np.ndarray
-    psn_type: np.ndarray
-    psn_insu_date: np.ndarray  # datetime64[D]
-    admdvs: np.ndarray
+    seq: np.ndarray  # int16 0..999: certificate sequence, odd for men
+    name: np.ndarray  # int16 index into NAMES (12,500 names)
+    insutype: np.ndarray  # int8 index into INSUTYPES
+    psn_type: np.ndarray  # int8 index into PSN_TYPES
+    insu_date: np.ndarray  # datetime64[D]
 
     def __len__(self) -> int:
-        return len(self.psn_no)
+        return len(self.serial)
 
-    def take(self, idx: np.ndarray) -> Enrollments:
-        return Enrollments(**{k: v[idx] for k, v in self.__dict__.items()})
+    def take(self, idx: np.ndarray) -> Persons:
+        return Persons(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    @staticmethod
+    def concat(parts: list[Persons]) -> Persons:
+        return Persons(
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Persons)}
+        )
+
+    @property
+    def male(self) -> np.ndarray:
+        return self.seq % 2 == 1
+
+
+def gend_codes(seq: np.ndarray) -> pa.Array:
+    return pa.array(np.where(seq % 2 == 1, "1", "2"))
+
+
+def psn_numbers(admdvs: np.ndarray, serial: np.ndarray) -> pa.Array:
+    """Province of enrollment then 14 digits: a 16-digit number, written as text."""
+    return pa.array(admdvs.astype(np.int64) // 10_000 * 10**14 + serial).cast(pa.string())
+
+
+def certificate_numbers(cert_admdvs: np.ndarray, brdy: np.ndarray, seq: np.ndarray) -> pa.Array:
+    """GB 11643 resident ID numbers: region, birth date, sequence and check character."""
+    year = brdy.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = brdy.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day = (brdy - brdy.astype("datetime64[M]")).astype(np.int64) + 1
+    first17 = (
+        cert_admdvs.astype(np.int64) * 10**11
+        + (year * 10_000 + month * 100 + day) * 1_000
+        + seq.astype(np.int64)
+    )
+    return _with_check(first17)
+
+
+def _with_check(first17: np.ndarray) -> pa.Array:
+    total = np.zeros(len(first17), dtype=np.int64)
+    rest = first17.copy()
+    for weight in _ID_WEIGHTS[::-1]:  # 17 digit positions, not one step per person
+        total += rest % 10 * weight
+        rest //= 10
+    check = _ID_CHECK.take(pa.array(total % 11))
+    return pc.binary_join_element_wise(pa.array(first17).cast(pa.string()), check, "")
+
+
+def check_characters(first17: list[str]) -> list[str]:
+    """The GB 11643 check character of 17-digit strings (for tests and tools)."""
+    digits = np.array([int(s) for s in first17], dtype=np.int64)
+    return [s[-1] for s in _with_check(digits).to_pylist()]
+
+
+def person_names(name: np.ndarray) -> pa.Array:
+    return NAMES.take(pa.array(name))
+
+
+def draw(
+    rng: np.random.Generator,
+    admdvs: int,
+    n: int,
+    serial0: int,
+    first: np.datetime64,
+    employee_share_of_adults: float,
+) -> Persons:
+    """New residents of a region: age and sex from a flat-topped pyramid, scheme by age."""
+    # Age in years: a pyramid that thins after 60 (7th census shape, coarsely).
+    age_years = np.where(
+        rng.random(n) < 0.8, rng.uniform(0, 60, n), 60 + rng.exponential(10, n)
+    ).clip(0, 99)
+    age_days = (age_years * 365.25).astype(np.int64)
+    brdy = first - age_days.astype("timedelta64[D]")
+    male = rng.random(n) < 0.51  # 7th census: 51.2% men
+    seq = rng.integers(0, 500, n) * 2 + male
+    adult = age_years >= 18
+    employee = adult & (age_years < 75) & (rng.random(n) < employee_share_of_adults)
+    retired = age_years >= 60
+    psn_type = np.where(employee, np.where(retired, 1, 0), np.where(adult, 2, 3)).astype(np.int8)
+    since = first - rng.integers(30, 20 * 365, n).astype("timedelta64[D]")
+    return Persons(
+        serial=np.arange(serial0, serial0 + n, dtype=np.int64),
+        admdvs=np.full(n, admdvs, dtype=np.int32),
+        cert_admdvs=np.full(n, admdvs, dtype=np.int32),
+        brdy=brdy,
+        seq=seq.astype(np.int16),
+        name=rng.integers(0, len(NAMES), n).astype(np.int16),
+        insutype=np.where(employee, EMPLOYEE, RESIDENT).astype(np.int8),
+        psn_type=psn_type,
+        insu_date=np.maximum(brdy, since),
+    )
