@@ -30,7 +30,7 @@ from yibao.simulate.people import (
 
 # Visits per insured person per month by med_type (assumed; about 4 settlements a
 # person a year, as ~14.5 million settlements a day over 1.33 billion insured).
-VISIT_RATE = {"11": 0.15, "41": 0.12, "14": 0.03, "13": 0.01, "21": 0.0167, "22": 0.001}
+VISIT_RATE = {"11": 0.15, "41": 0.12, "14": 0.03, "13": 0.01, "21": 0.0142, "22": 0.001}
 # Maternity rates per woman aged 20-40 per month (assumed: ~9 million births a year).
 MATERNITY_RATE = {"51": 0.01, "52": 0.0035}
 INPATIENT_TYPES = ("21", "22", "52")
