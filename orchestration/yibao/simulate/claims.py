@@ -577,9 +577,10 @@ def reversals(
     when = rev["setl_time"]
     month_start = when.astype("datetime64[M]")
     offset = when - month_start.astype("datetime64[s]")
-    later = (month_start + lag).astype("datetime64[s]") + np.minimum(
-        offset + np.timedelta64(2 * 86400, "s"), np.timedelta64(27 * 86400, "s")
-    )
+    target = (month_start + lag).astype("datetime64[s]")
+    last_second = (month_start + lag + 1).astype("datetime64[s]") - np.timedelta64(1, "s")
+    # Never before the original (same month: at the latest the month's last second).
+    later = np.minimum(target + offset + np.timedelta64(2 * 86400, "s"), last_second)
     rev["setl_time"] = later
     chosen = np.isin(lines["setl_row"], picked)
     rev_lines = take(lines, chosen)
