@@ -12,6 +12,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from expectations.marts import SUITES
+from yibao import automation
+from yibao.automation import RunLockResource
 from yibao.config import Settings
 from yibao.dbt import DBT_PROJECT, ensure_manifest
 from yibao.ingest.feeds import FEEDS
@@ -31,7 +33,7 @@ def _settings() -> Settings:
     ],
     name="ingest_landing",
 )
-def ingest_landing(context: dg.AssetExecutionContext):
+def ingest_landing(context: dg.AssetExecutionContext, run_lock: RunLockResource):
     """Every new or changed landing file: loaded, quarantined or rejected, and recorded."""
     import duckdb
 
@@ -88,7 +90,9 @@ class YibaoTranslator(DagsterDbtTranslator):
     project=DBT_PROJECT,
     dagster_dbt_translator=YibaoTranslator(),
 )
-def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def warehouse_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, run_lock: RunLockResource
+):
     """dbt build once per run (seeds, models and their data tests), not once per model."""
     target = _settings().home / "dbt" / "target"
     yield from dbt.cli(["build"], context=context, target_path=target).stream()
@@ -129,7 +133,9 @@ SUITE_CHECKS = [_suite_check(relation, build) for relation, build in SUITES.item
     deps=[dg.AssetKey(relation.split(".")) for relation in SUITES],
     group_name="publish",
 )
-def published_warehouse(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def published_warehouse(
+    context: dg.AssetExecutionContext, run_lock: RunLockResource
+) -> dg.MaterializeResult:
     """The validated marts and ops relations, copied into a new version and made live atomically."""
     from yibao.publish import publish
 
@@ -148,11 +154,17 @@ yibao_run = dg.define_asset_job(
     description="Ingest, transform, validate, publish: what `yibao run` and the schedule do",
 )
 
+landing_sensor, daily_refresh, reload_job = automation.build(yibao_run)
+
 defs = dg.Definitions(
     assets=[ingest_landing, warehouse_models, published_warehouse],
     asset_checks=SUITE_CHECKS,
-    jobs=[yibao_run],
+    jobs=[yibao_run, reload_job],
+    sensors=[landing_sensor],
+    schedules=[daily_refresh],
     resources={
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT.project_dir)
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT.project_dir),
+        # Daemon-launched runs take the run lock themselves; `yibao run` already holds it.
+        "run_lock": RunLockResource(),
     },
 )

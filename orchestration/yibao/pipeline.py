@@ -29,13 +29,22 @@ def write_dagster_yaml(settings: Settings) -> None:
 
 
 class RunLock:
-    """One run per home at a time: the build database has one writer."""
+    """One run per home at a time: the build database has one writer.
+
+    Re-entrant within a process: `yibao run` takes it, then the job it runs takes it
+    again (as runs launched by the Dagster daemon must) without blocking itself.
+    """
+
+    _held: dict[Path, int] = {}  # lock path -> depth, in this process
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = path.resolve()
         self.fh = None
 
     def __enter__(self) -> RunLock:
+        if RunLock._held.get(self.path):
+            RunLock._held[self.path] += 1
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fh = self.path.open("a+")
         try:
@@ -51,9 +60,14 @@ class RunLock:
         self.fh.truncate()
         self.fh.write(str(os.getpid()))
         self.fh.flush()
+        RunLock._held[self.path] = 1
         return self
 
     def __exit__(self, *exc: object) -> None:
+        RunLock._held[self.path] -= 1
+        if RunLock._held[self.path]:
+            return  # an outer holder in this process keeps it
+        del RunLock._held[self.path]
         assert self.fh is not None
         self.fh.seek(0)
         self.fh.truncate()  # an empty lock file: nobody holds it

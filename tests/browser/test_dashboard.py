@@ -54,6 +54,8 @@ def served(tmp_path_factory):
         "YIBAO_HOME": str(home),
         "YIBAO_DAGSTER_PORT": str(_free_port()),
         "YIBAO_SUPERSET_PORT": str(_free_port()),
+        # The tests run `yibao run` themselves: no sensor-launched run may race them.
+        "YIBAO_AUTOMATION": "off",
     }
     env.pop("SUPERSET_ADMIN_PASSWORD", None)
     log = (home / "serve.out").open("w")

@@ -7,13 +7,21 @@ import sys
 
 SCRIPT = """
 import json
+import dagster as dg
 from yibao.definitions import defs
+# What the code server does: every job, op, sensor and schedule, names unique.
+dg.Definitions.validate_loadable(defs)
+repo = defs.get_repository_def()
+repo.load_all_definitions()
 graph = defs.resolve_asset_graph()
 job = defs.resolve_job_def("yibao_run")
 print(json.dumps({
     "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
     "checks": sorted(c.name for c in graph.asset_check_keys),
     "executor": job.executor_def.name,
+    "jobs": sorted(j.name for j in repo.get_all_jobs()),
+    "sensors": sorted(s.name for s in repo.sensor_defs),
+    "schedules": sorted(s.name for s in repo.schedule_defs),
 }))
 """
 
@@ -32,3 +40,5 @@ def test_definitions_load_without_an_activated_virtualenv(tmp_path):
     )
     assert "ge_coverage_monthly" in loaded["checks"]
     assert loaded["executor"] == "in_process"
+    assert {"yibao_run", "reload_region_month"} <= set(loaded["jobs"])
+    assert loaded["sensors"] == ["landing_sensor"] and loaded["schedules"] == ["daily_refresh"]

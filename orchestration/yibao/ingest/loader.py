@@ -15,6 +15,7 @@ import csv
 import gzip
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -232,9 +233,18 @@ class _File:
 
 
 def ingest(
-    con: duckdb.DuckDBPyConnection, landing: Path, scratch: Path, key: bytes
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    scratch: Path,
+    key: bytes,
+    only: Callable[[str], bool] | None = None,
+    force: bool = False,
 ) -> IngestReport:
-    """Load every new or changed batch under `landing` into the raw layer."""
+    """Load every new or changed batch under `landing` into the raw layer.
+
+    only: load just the batches whose landing path it accepts (a region-month reload);
+    force: read them again even when their bytes are known (their rows are replaced).
+    """
     ensure_schema(con)
     report = IngestReport()
     known = dict(con.execute("select path, checksum from ops.batches").fetchall())
@@ -242,8 +252,10 @@ def ingest(
     todo: list[_File] = []
     for path in files:
         rel = path.relative_to(landing).as_posix()
+        if only is not None and not only(rel):
+            continue
         checksum = file_checksum(path)
-        if known.get(rel) == checksum:
+        if known.get(rel) == checksum and not force:
             report.skipped += 1
             continue
         match = _LAYOUT.match(rel)
