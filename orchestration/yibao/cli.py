@@ -151,8 +151,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return _report_run(run.result, run.seconds)
 
 
+MAX_PROBLEM_LINES = 30
+
+
 def _report_run(result, seconds: float) -> int:
     summary = "nothing ingested"
+    problems: list[str] = []
     for mat in result.get_asset_materialization_events():
         m = mat.materialization
         if m.asset_key.path == ["warehouse", "published"]:
@@ -162,8 +166,16 @@ def _report_run(result, seconds: float) -> int:
             )
         elif m.asset_key.path[0] == "raw" and "summary" in m.metadata:
             summary = m.metadata["summary"].value
+            if "problems" in m.metadata and m.metadata["problems"].value:
+                problems.extend(m.metadata["problems"].value.splitlines())
+    print(f"ingest: {summary}")
+    # Which file, which line, why: one line each (the first few; ops.quarantine has all).
+    for line in problems[:MAX_PROBLEM_LINES]:
+        print(f"  {line}")
+    if len(problems) > MAX_PROBLEM_LINES:
+        more = len(problems) - MAX_PROBLEM_LINES
+        print(f"  ... {more} more lines: see ops.quarantine and ops.batches")
     if result.success:
-        print(f"ingest: {summary}")
         return 0
     reasons = [
         f"check {e.asset_check_key.name} on {e.asset_key.to_user_string()} failed: {e.description}"

@@ -52,9 +52,16 @@ def ingest_landing(context: dg.AssetExecutionContext, run_lock: RunLockResource)
     finally:
         con.close()
     context.log.info(report.summary())
+    problems = []  # one line per file (rejected) or record (quarantined): what and why
     for batch in report.batches:
-        if batch.outcome != "loaded":
-            context.log.warning(f"{batch.path}: {batch.outcome}: {batch.reason}")
+        if batch.outcome == "rejected":
+            problems.append(f"{batch.path}: rejected: {batch.reason}")
+        problems.extend(batch.problems)
+        if batch.rows_quarantined > len(batch.problems):
+            more = batch.rows_quarantined - len(batch.problems)
+            problems.append(f"{batch.path}: {more} more quarantined record(s) in ops.quarantine")
+    for line in problems:
+        context.log.warning(line)
     for feed in FEEDS.values():
         mine = [b for b in report.batches if b.path.startswith(feed.name + "/")]
         yield dg.MaterializeResult(
@@ -66,6 +73,7 @@ def ingest_landing(context: dg.AssetExecutionContext, run_lock: RunLockResource)
                 "rows_quarantined": sum(b.rows_quarantined for b in mine),
                 "batches_rejected": sum(b.outcome == "rejected" for b in mine),
                 "summary": report.summary(),
+                "problems": "\n".join(p for p in problems if p.startswith(feed.name + "/")),
             },
         )
 

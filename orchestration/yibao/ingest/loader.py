@@ -33,6 +33,7 @@ _LAYOUT = re.compile(
 )
 _CHUNK = 1 << 20  # bytes per read when hashing and sniffing encodings
 _MASK = "'***'"  # what personal fields look like in the quarantine
+PROBLEMS_PER_BATCH = 5  # quarantined records named in the run's log; all are in ops.quarantine
 
 LEDGER_DDL = """
 create schema if not exists ops;
@@ -75,6 +76,8 @@ class BatchResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     reason: str | None = None
+    # The first quarantined records, one line each: "path:line: reason_code: reason".
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -388,7 +391,8 @@ def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
         # Nothing set aside: record k of a file is on line k + 1 (line 1 is the header).
         con.execute(
             "create or replace temp view batch as "
-            "select row_number() over (partition by _file order by _seq) + 1 as _line_no, "
+            # Rows arrive file by file in order: a file's rows have consecutive _seq.
+            "select _seq - min(_seq) over (partition by _file) + 2 as _line_no, "
             "* exclude (_seq) from batch_read"
         )
         return
@@ -536,10 +540,21 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
                 "group by 1"
             ).fetchall()
         )
+        problems: dict[str, list[str]] = {}
+        for rel, line, code, reason in con.execute(
+            f"""
+            select path, line_no, reason_code, reason from (
+                select *, row_number() over (partition by path order by line_no) as k
+                from ops.quarantine where path in (select _rel from batch_files)
+            ) where k <= {PROBLEMS_PER_BATCH} order by path, line_no
+            """
+        ).fetchall():
+            problems.setdefault(rel, []).append(f"{rel}:{line}: {code}: {reason}")
         for f in group:
             read, bad = counts.get(f.rel, (0, 0))
             short = rejected.get(f.rel, 0)
             f.result = BatchResult(f.rel, "loaded", read + short, read - bad, bad + short)
+            f.result.problems = problems.get(f.rel, [])
             if bad + short:
                 f.result.outcome = "loaded_with_quarantine"
                 f.result.reason = f"{bad + short} of {read + short} record(s) quarantined"
