@@ -118,6 +118,7 @@ _DIAG = np.array([[_DIAG_OF[DIAGNOSES[m][j % len(DIAGNOSES[m])]] for j in range(
 OPRN_CODES = np.array(["", *sorted(set(PROCEDURES.values()) | set(DEFECT_PROCEDURES))])
 _OPRN = np.array([np.searchsorted(OPRN_CODES, PROCEDURES.get(d, "")) for d in DIAG_CODES])
 _LOS = np.array([LOS_MEDIAN.get(d, 5) for d in DIAG_CODES], dtype=float)
+_DRG_CODES = pa.array(["DIP-" + d.replace(".", "") for d in DIAG_CODES])
 LOS_LIMIT = np.ceil(_LOS * LOS_LIMIT_FACTOR).astype(np.int64)
 
 
@@ -597,19 +598,19 @@ def _ids(prefix: str, serial: np.ndarray) -> pa.Array:
 
 
 def _text(table_values: np.ndarray, idx: np.ndarray, null_empty: bool = True) -> pa.Array:
-    values = pa.array(table_values)
-    out = values.take(pa.array(idx))
-    return pc.if_else(pc.equal(out, ""), pa.scalar(None, pa.string()), out) if null_empty else out
+    """Codes by index into a small table, as a dictionary array ('' becomes null)."""
+    mask = (np.asarray(table_values) == "")[idx] if null_empty else None
+    return pa.DictionaryArray.from_arrays(
+        np.asarray(idx, dtype=np.int32), pa.array(table_values), mask=mask
+    )
 
 
 def setl_table(cols: dict[str, np.ndarray]) -> pa.Table:
     n = len(cols["serial"])
     med_type = _text(MED_TYPES, cols["med_type"])
     diag = _text(DIAG_CODES, cols["diag"])
-    drg = pc.if_else(
-        pa.array(cols["drg"]),
-        pc.binary_join_element_wise("DIP-", pc.replace_substring(diag, ".", ""), ""),
-        pa.scalar(None, pa.string()),
+    drg = pa.DictionaryArray.from_arrays(
+        np.asarray(cols["diag"], dtype=np.int32), _DRG_CODES, mask=~cols["drg"]
     )
     init = _ids("S", cols["init_serial"])
     out = {
@@ -634,7 +635,7 @@ def setl_table(cols: dict[str, np.ndarray]) -> pa.Table:
         "insuplc_admdvs": pa.array(cols["psn_admdvs"]).cast(pa.string()),
         "mdtrtarea_admvs": pa.array(cols["treat"]).cast(pa.string()),
         **{name: cents_text(cols[name]) for name in AMOUNTS},
-        "refd_setl_flag": pa.array(np.where(cols["refd"], "1", "0")),
+        "refd_setl_flag": _text(np.array(["0", "1"]), cols["refd"].astype(np.int32), False),
         "init_setl_id": pc.if_else(
             pa.array(cols["init_serial"] >= 0), init, pa.scalar(None, pa.string())
         ),
@@ -651,30 +652,48 @@ _LINE_TYPES = np.append(CATALOGUE.item_type, "14")
 _LINE_LV = np.append(CATALOGUE.lv, "03")
 
 
-def fee_table(lines: dict[str, np.ndarray], setl: dict[str, np.ndarray]) -> pa.Table:
-    """Fee lines as text; `setl_row` points into the settlement columns `setl`."""
+_LINE_SN = pa.array([f"{i:04d}" for i in range(1, 257)])
+_QTY = pa.decimal128(18, 4)
+
+
+def _dict(indices: np.ndarray, dictionary: pa.Array) -> pa.Array:
+    """Values by index into a small or shared table, as a dictionary array: no text is
+    copied or formatted, and Parquet writes dictionary pages from it directly."""
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), dictionary)
+
+
+def fee_table(
+    lines: dict[str, np.ndarray], setl: dict[str, np.ndarray], setl_text: pa.Table
+) -> pa.Table:
+    """Fee lines; `setl_row` points into the settlements `setl`, whose text columns
+    (`setl_text`, from `setl_table`) the lines share instead of formatting them again."""
     owner = lines["setl_row"]
-    setl_time = pa.array(setl["setl_time"][owner])
+    item = lines["item"]
+    qty = np.ascontiguousarray(lines["cnt"], dtype=np.int64) * 10_000
+    wide = np.empty((len(qty), 2), dtype=np.int64)
+    wide[:, 0], wide[:, 1] = qty, qty >> 63
+
+    def shared(name: str) -> pa.Array:
+        # A plain copy: dictionaries of a million ids cost more to unify than to copy.
+        return setl_text.column(name).combine_chunks().take(pa.array(owner))
+
     return pa.table(
         {
-            "feedetl_sn": pc.utf8_lpad(pa.array(lines["line_no"] + 1).cast(pa.string()), 4, "0"),
-            "setl_id": _ids("S", setl["serial"][owner]),
-            "mdtrt_id": _ids("M", setl["mdtrt"][owner]),
-            "psn_no": psn_numbers(setl["psn_admdvs"][owner], setl["psn_serial"][owner]),
-            "fee_ocur_time": setl_time,
-            "hilist_code": _text(_LINE_ITEM_CODES, lines["item"], False),
-            "hilist_name": _LINE_ITEM_NAMES.take(pa.array(lines["item"])),
-            "med_chrgitm_type": _text(_LINE_TYPES, lines["item"], False),
-            "chrgitm_lv": _text(_LINE_LV, lines["item"], False),
-            "cnt": pa.array(lines["cnt"], pa.int32()).cast(pa.decimal128(18, 4)),
+            "feedetl_sn": _dict(lines["line_no"], _LINE_SN),
+            "setl_id": shared("setl_id"),
+            "mdtrt_id": shared("mdtrt_id"),
+            "psn_no": shared("psn_no"),
+            "fee_ocur_time": pa.array(setl["setl_time"][owner]),
+            "hilist_code": _dict(item, pa.array(_LINE_ITEM_CODES)),
+            "hilist_name": _dict(item, _LINE_ITEM_NAMES),
+            "med_chrgitm_type": _dict(item, pa.array(_LINE_TYPES)),
+            "chrgitm_lv": _dict(item, pa.array(_LINE_LV)),
+            "cnt": pa.Array.from_buffers(_QTY, len(qty), [None, pa.py_buffer(wide)]),
             "pric": cents_text(lines["pric"]),
             "det_item_fee_sumamt": cents_text(lines["det_item_fee_sumamt"]),
-            "selfpay_prop": SELFPAY_PROP.take(pa.array(lines["selfpay"])),
-            "bilg_dr_codg": doctor_codes(setl["treat"][owner], setl["doctor"][owner]),
-            "fixmedins_code": institution_codes(
-                setl["treat"][owner] * 100_000 + setl["inst_serial"][owner],
-                setl["pharmacy"][owner],
-            ),
+            "selfpay_prop": _dict(lines["selfpay"], SELFPAY_PROP),
+            "bilg_dr_codg": shared("atddr_no"),
+            "fixmedins_code": shared("fixmedins_code"),
         }
     )
 
@@ -688,13 +707,14 @@ def spending(cols: dict[str, np.ndarray], k: int) -> pa.Table:
         ("390", np.where(t == RESIDENT, cols["hifp_pay"] + cols["hifmi_pay"], 0)),
         ("510", np.where(t == 2, cols["hifp_pay"], 0)),
     ]
-    n = len(t)
-    rows = pa.table({
-        "admdvs": np.concatenate([cols["psn_admdvs"]] * len(parts)),
-        "k": np.full(n * len(parts), k),
-        "fund_type": np.concatenate([np.full(n, name) for name, _ in parts]),
-        "cents": np.concatenate([v for _, v in parts]).astype(np.int64),
-    })  # fmt: skip
-    # Summed at once: a table a settlement would hold gigabytes at `medium` by the end.
-    totals = rows.group_by(["admdvs", "k", "fund_type"]).aggregate([("cents", "sum")])
-    return totals.rename_columns(["admdvs", "k", "fund_type", "cents"])
+    # Summed at once per region (a chunk holds one or a few): a row a settlement would
+    # hold gigabytes at `medium` by the end.
+    regions, at = np.unique(cols["psn_admdvs"], return_inverse=True)
+    out = {"admdvs": [], "k": [], "fund_type": [], "cents": []}
+    for name, values in parts:
+        sums = np.bincount(at, weights=values, minlength=len(regions))
+        out["admdvs"].extend(regions.tolist())
+        out["k"].extend([k] * len(regions))
+        out["fund_type"].extend([name] * len(regions))
+        out["cents"].extend(np.round(sums).astype(np.int64).tolist())
+    return pa.table(out)

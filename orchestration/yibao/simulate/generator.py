@@ -178,7 +178,11 @@ class Batches:
             if self.fmt == "parquet":
                 dictionary = [n for n in table.column_names if n in _LOW_CARDINALITY]
                 writer = pq.ParquetWriter(
-                    tmp, table.schema, compression="lz4", use_dictionary=dictionary
+                    tmp,
+                    table.schema,
+                    compression="lz4",
+                    use_dictionary=dictionary,
+                    write_statistics=False,
                 )
             else:
                 writer = pacsv.CSVWriter(tmp, table.schema, write_options=_CSV_OPTIONS)
@@ -253,25 +257,35 @@ def _enrollment_table(
         kinds.append(np.full(len(parts[-1]), LTC))
     rows = np.concatenate(parts)
     insutype = np.concatenate(kinds)
-    q = p.take(rows)
     paus = paus[rows]
+    at = pa.array(rows)
+    # Text of each person is made once; the maternity and long-term-care rows copy it.
     return pa.table(
         {
-            "psn_no": psn_numbers(q.admdvs, q.serial),
-            "psn_cert_type": pa.array(np.full(len(q), "01")),
-            "certno": certificate_numbers(q.cert_admdvs, q.brdy, q.seq),
-            "psn_name": person_names(q.name),
-            "gend": gend_codes(q.seq),
-            "brdy": pa.array(q.brdy),
-            "insutype": pa.array(INSUTYPES[insutype]),
-            "psn_type": pa.array(PSN_TYPES[q.psn_type]),
+            "psn_no": psn_numbers(p.admdvs, p.serial).take(at),
+            "psn_cert_type": _dict_codes(np.zeros(len(rows), np.int32), _CERT_TYPES),
+            "certno": certificate_numbers(p.cert_admdvs, p.brdy, p.seq).take(at),
+            "psn_name": person_names(p.name).take(at),
+            "gend": gend_codes(p.seq[rows]),
+            "brdy": pa.array(p.brdy[rows]),
+            "insutype": _dict_codes(insutype, _INSUTYPE_CODES),
+            "psn_type": _dict_codes(p.psn_type[rows], _PSN_TYPE_CODES),
             "psn_insu_stas": pa.array(stas[rows]),
-            "psn_insu_date": pa.array(q.insu_date),
+            "psn_insu_date": pa.array(p.insu_date[rows]),
             "paus_insu_date": pa.array(paus, mask=np.isnat(paus)),
-            "insuplc_admdvs": pa.array(q.admdvs).cast(pa.string()),
+            "insuplc_admdvs": pa.array(p.admdvs[rows]).cast(pa.string()),
             "updt_time": pa.array(updt[rows]),
         }
     )
+
+
+_CERT_TYPES = pa.array(["01"])
+_INSUTYPE_CODES = pa.array(INSUTYPES)
+_PSN_TYPE_CODES = pa.array(PSN_TYPES)
+
+
+def _dict_codes(idx: np.ndarray, codes: pa.Array) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(idx, dtype=np.int32)), codes)
 
 
 def _sampled(region: Region, fraction: float) -> int:
@@ -586,9 +600,9 @@ def _emit(batches, clean, cols, lines, month, k, rates, rng, truth, short_rows, 
     bounds = np.append(first, n)
     line_bounds = np.searchsorted(lines["setl_row"], bounds)
     setl = claims.setl_table(cols)
+    fee = claims.fee_table(lines, cols, setl)
     if any(rates[kind] for kind in defects.ROW_DEFECTS) or clean is not None:
         setl = _all_text(setl)  # broken values are text; so is every column then
-    fee = claims.fee_table(lines, cols)
     rels = [batches.path("setl", month, t, f"setl-{t}-{month:%Y%m}") for t in treats]
     # The batch re-sent corrected must have something to correct.
     force = None
