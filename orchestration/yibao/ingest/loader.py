@@ -347,13 +347,14 @@ def _prepare(f: _File, scratch: Path) -> None:
 
 
 def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
-    """Read the group's files into temp table `batch` (text values, `_file`, `_line_no`)
-    and their unreadable lines (wrong number of fields) into `batch_rejects`."""
+    """Define temp view `batch` over the group's files (text values, `_file`, `_line_no`),
+    evaluated once by `checked`, and put their unreadable lines (wrong number of fields)
+    into `batch_rejects`."""
     con.execute("drop table if exists batch_rejects; drop table if exists batch_reject_scans")
     sources = [str(f.source) for f in group]
+    file_list = ", ".join(_sql_str(p) for p in sources)  # views take no parameters
     header = group[0].header
     if group[0].ext == "parquet":
-        file_list = ", ".join(_sql_str(p) for p in sources)
         con.execute(
             "create or replace temp view batch as "
             "select filename as _file, file_row_number + 1 as _line_no, "
@@ -398,8 +399,6 @@ def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
         return
     # Accepted rows take, in order, the line numbers (from 2: line 1 is the header) that
     # the rejected ones did not: one record a line.
-    # A view: `checked` evaluates it once. The file list is a constant of the view.
-    file_list = ", ".join(_sql_str(p) for p in sources)
     con.execute(
         f"""
         create or replace temp view batch as
@@ -438,17 +437,7 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
     extra = group[0].extra
     con.execute("begin transaction")
     try:
-        # A correction replaces exactly the rows of the batch it corrects; the path names
-        # the feed, so its rows can only be in that feed's table. New batches have none.
-        replaced = [f.rel for f in group if f.replacing]
-        if replaced:
-            con.execute(
-                f"delete from raw.{feed.name} where _batch_path in (select unnest($p))",
-                {"p": replaced},
-            )
-            con.execute(
-                "delete from ops.quarantine where path in (select unnest($p))", {"p": replaced}
-            )
+        _forget(con, group)
         _read_group(con, group)
         files = pa.table(
             {
@@ -574,6 +563,20 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         raise
 
 
+def _forget(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
+    """Delete the rows of the re-delivered batches in `group` (inside a transaction).
+
+    A correction replaces exactly the rows of the batch it corrects; the path names the
+    feed, so its rows can only be in that feed's table. New batches have none.
+    """
+    for f in group:
+        if not f.replacing:
+            continue
+        if f.feed in FEEDS:
+            con.execute(f"delete from raw.{f.feed} where _batch_path = $p", {"p": f.rel})
+        con.execute("delete from ops.quarantine where path = $p", {"p": f.rel})
+
+
 def _record(con: duckdb.DuckDBPyConnection, group: list[_File], in_transaction: bool = False):
     """Write the ledger rows of `group` (inside the caller's transaction when there is one)."""
     rows = pa.table(
@@ -599,12 +602,7 @@ def _record(con: duckdb.DuckDBPyConnection, group: list[_File], in_transaction: 
     try:
         if not in_transaction:
             con.execute("begin transaction")
-            # A rejected re-delivery replaces the batch: its old rows go with it.
-            for f in group:
-                if f.replacing and f.feed in FEEDS:
-                    con.execute(f"delete from raw.{f.feed} where _batch_path = $p", {"p": f.rel})
-                if f.replacing:
-                    con.execute("delete from ops.quarantine where path = $p", {"p": f.rel})
+            _forget(con, group)  # a rejected re-delivery replaces the batch too
         con.execute(
             "insert or replace into ops.batches select *, now()::timestamp from ledger_rows"
         )
