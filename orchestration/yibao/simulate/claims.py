@@ -23,6 +23,7 @@ from yibao.simulate.people import (
     RESIDENT,
     Persons,
     certificate_numbers,
+    codes,
     gend_codes,
     person_names,
     psn_numbers,
@@ -591,31 +592,28 @@ def reversals(
     return lag, rev, rev_lines
 
 
-def _ids(prefix: str, serial: np.ndarray) -> pa.Array:
+def ids(prefix: str, serial: np.ndarray) -> pa.Array:
+    """Settlement and visit ids: a letter and 15 digits."""
     return pc.binary_join_element_wise(
         prefix, pc.utf8_lpad(pa.array(serial).cast(pa.string()), 15, "0"), ""
     )
 
 
 def _text(table_values: np.ndarray, idx: np.ndarray, null_empty: bool = True) -> pa.Array:
-    """Codes by index into a small table, as a dictionary array ('' becomes null)."""
+    """Codes by index into a small table ('' becomes null)."""
     mask = (np.asarray(table_values) == "")[idx] if null_empty else None
-    return pa.DictionaryArray.from_arrays(
-        np.asarray(idx, dtype=np.int32), pa.array(table_values), mask=mask
-    )
+    return codes(idx, pa.array(table_values), mask)
 
 
 def setl_table(cols: dict[str, np.ndarray]) -> pa.Table:
     n = len(cols["serial"])
     med_type = _text(MED_TYPES, cols["med_type"])
     diag = _text(DIAG_CODES, cols["diag"])
-    drg = pa.DictionaryArray.from_arrays(
-        np.asarray(cols["diag"], dtype=np.int32), _DRG_CODES, mask=~cols["drg"]
-    )
-    init = _ids("S", cols["init_serial"])
+    drg = codes(cols["diag"], _DRG_CODES, ~cols["drg"])
+    init = ids("S", cols["init_serial"])
     out = {
-        "setl_id": _ids("S", cols["serial"]),
-        "mdtrt_id": _ids("M", cols["mdtrt"]),
+        "setl_id": ids("S", cols["serial"]),
+        "mdtrt_id": ids("M", cols["mdtrt"]),
         "psn_no": psn_numbers(cols["psn_admdvs"], cols["psn_serial"]),
         "certno": certificate_numbers(cols["cert_admdvs"], cols["brdy"], cols["seq"]),
         "psn_name": person_names(cols["name"]),
@@ -656,12 +654,6 @@ _LINE_SN = pa.array([f"{i:04d}" for i in range(1, 257)])
 _QTY = pa.decimal128(18, 4)
 
 
-def _dict(indices: np.ndarray, dictionary: pa.Array) -> pa.Array:
-    """Values by index into a small or shared table, as a dictionary array: no text is
-    copied or formatted, and Parquet writes dictionary pages from it directly."""
-    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), dictionary)
-
-
 def fee_table(
     lines: dict[str, np.ndarray], setl: dict[str, np.ndarray], setl_text: pa.Table
 ) -> pa.Table:
@@ -679,19 +671,19 @@ def fee_table(
 
     return pa.table(
         {
-            "feedetl_sn": _dict(lines["line_no"], _LINE_SN),
+            "feedetl_sn": codes(lines["line_no"], _LINE_SN),
             "setl_id": shared("setl_id"),
             "mdtrt_id": shared("mdtrt_id"),
             "psn_no": shared("psn_no"),
             "fee_ocur_time": pa.array(setl["setl_time"][owner]),
-            "hilist_code": _dict(item, pa.array(_LINE_ITEM_CODES)),
-            "hilist_name": _dict(item, _LINE_ITEM_NAMES),
-            "med_chrgitm_type": _dict(item, pa.array(_LINE_TYPES)),
-            "chrgitm_lv": _dict(item, pa.array(_LINE_LV)),
+            "hilist_code": codes(item, pa.array(_LINE_ITEM_CODES)),
+            "hilist_name": codes(item, _LINE_ITEM_NAMES),
+            "med_chrgitm_type": codes(item, pa.array(_LINE_TYPES)),
+            "chrgitm_lv": codes(item, pa.array(_LINE_LV)),
             "cnt": pa.Array.from_buffers(_QTY, len(qty), [None, pa.py_buffer(wide)]),
             "pric": cents_text(lines["pric"]),
             "det_item_fee_sumamt": cents_text(lines["det_item_fee_sumamt"]),
-            "selfpay_prop": _dict(lines["selfpay"], SELFPAY_PROP),
+            "selfpay_prop": codes(lines["selfpay"], SELFPAY_PROP),
             "bilg_dr_codg": shared("atddr_no"),
             "fixmedins_code": shared("fixmedins_code"),
         }

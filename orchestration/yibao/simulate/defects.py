@@ -245,7 +245,7 @@ def plant_visits(
         serial0 += m
         cols = claims.concat([cols, extra_cols])
     used = np.concatenate([used, np.ones(len(cols["serial"]) - n, dtype=bool)])
-    ids = claims_ids(cols)
+    ids = claims.ids("S", cols["serial"])
 
     def added_rows(kind: str, count: int) -> np.ndarray:
         return n + by_kind[kind] + np.arange(count, dtype=np.int64)
@@ -328,12 +328,6 @@ def plant_visits(
     ).astype("timedelta64[D]")
     truth.add("setl", ids.take(pa.array(too_long)), "los_over_limit")
     return cols, used, plan, serial0
-
-
-def claims_ids(cols: dict[str, np.ndarray]) -> pa.Array:
-    return pc.binary_join_element_wise(
-        "S", pc.utf8_lpad(pa.array(cols["serial"]).cast(pa.string()), 15, "0"), ""
-    )
 
 
 def plant_lines(rng, lines: dict[str, np.ndarray], n_setl: int, plan: Plan) -> None:

@@ -37,6 +37,8 @@ from yibao.simulate.people import (
     RESIDENT,
     Persons,
     certificate_numbers,
+    check_characters,
+    codes,
     draw,
     gend_codes,
     person_names,
@@ -53,10 +55,9 @@ COVERAGE_TARGET = 0.95
 # only adults of working age are employees, ~70% of residents (7th census, 2020).
 EMPLOYEE_SHARE = 0.286
 WORKING_AGE_SHARE = 0.70
-# Employed employees in maternity insurance: 25,300 万 of 27,492 万 employed (NHSA 2025).
-MATERNITY_SHARE_OF_EMPLOYED = 0.92
-# The simulator's employed share of the insured runs above the bulletin's (its employees
-# are drawn from ages 18-74), so maternity enrolment is set on the insured: 82 in 100.
+# Maternity insurance: 25,300 万 of 27,492 万 employed employees (NHSA 2025), 92%. The
+# simulator's employed share of the insured runs above the bulletin's (its employees are
+# drawn from ages 18-74), so maternity enrolment is set on the insured: 82 in 100.
 MATERNITY_PERCENT = 82
 # Monthly churn of the simulator (assumed): terminations and new enrollments.
 MONTHLY_TERMINATION = 0.004
@@ -125,8 +126,6 @@ def _next_month(d: date) -> date:
 
 def id_check_digits(first17: np.ndarray) -> np.ndarray:
     """GB 11643 check character for an array of 17-digit strings."""
-    from yibao.simulate.people import check_characters
-
     return np.array(check_characters(list(first17)))
 
 
@@ -263,13 +262,13 @@ def _enrollment_table(
     return pa.table(
         {
             "psn_no": psn_numbers(p.admdvs, p.serial).take(at),
-            "psn_cert_type": _dict_codes(np.zeros(len(rows), np.int32), _CERT_TYPES),
+            "psn_cert_type": codes(np.zeros(len(rows)), _CERT_TYPES),
             "certno": certificate_numbers(p.cert_admdvs, p.brdy, p.seq).take(at),
             "psn_name": person_names(p.name).take(at),
             "gend": gend_codes(p.seq[rows]),
             "brdy": pa.array(p.brdy[rows]),
-            "insutype": _dict_codes(insutype, _INSUTYPE_CODES),
-            "psn_type": _dict_codes(p.psn_type[rows], _PSN_TYPE_CODES),
+            "insutype": codes(insutype, _INSUTYPE_CODES),
+            "psn_type": codes(p.psn_type[rows], _PSN_TYPE_CODES),
             "psn_insu_stas": pa.array(stas[rows]),
             "psn_insu_date": pa.array(p.insu_date[rows]),
             "paus_insu_date": pa.array(paus, mask=np.isnat(paus)),
@@ -282,10 +281,6 @@ def _enrollment_table(
 _CERT_TYPES = pa.array(["01"])
 _INSUTYPE_CODES = pa.array(INSUTYPES)
 _PSN_TYPE_CODES = pa.array(PSN_TYPES)
-
-
-def _dict_codes(idx: np.ndarray, codes: pa.Array) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(idx, dtype=np.int32)), codes)
 
 
 def _sampled(region: Region, fraction: float) -> int:
@@ -354,7 +349,7 @@ def generate(
             f"known: {', '.join(sorted(known))}"
         )
     pooling = [r for r in regions if r.level == "prefecture" and r.admdvs[:2] in wanted]
-    codes = [int(r.admdvs) for r in pooling]
+    region_codes = [int(r.admdvs) for r in pooling]
     ltc = {int(r.admdvs): r.ltc_pilot for r in pooling}
     rng = np.random.default_rng(seed)
     claims_rng = np.random.default_rng([seed, 1])
@@ -384,10 +379,10 @@ def generate(
         serial += n
 
     # Duplicate enrollment: a person enrolled again, as a resident, in the next region.
-    if len(codes) > 1:
+    if len(region_codes) > 1:
         originals = dict(enrolled)
-        for i, code in enumerate(codes):
-            src = originals[codes[(i + 1) % len(codes)]]
+        for i, code in enumerate(region_codes):
+            src = originals[region_codes[(i + 1) % len(region_codes)]]
             dup = src.take(np.flatnonzero(rng.random(len(src)) < rates["duplicate_enrollment"]))
             dup.serial = np.arange(serial, serial + len(dup), dtype=np.int64)
             serial += len(dup)
@@ -414,19 +409,19 @@ def generate(
     setl_serial = 1
     # Re-deliveries: one enrollment batch re-sent as is, one settlement batch corrected.
     resend_same = batches.path(
-        "psn_insu", periods[0], codes[0], f"psn_insu-{codes[0]}-{periods[0]:%Y%m}"
+        "psn_insu", periods[0], region_codes[0], f"psn_insu-{region_codes[0]}-{periods[0]:%Y%m}"
     )
     resend_fixed = batches.path(
-        "setl", periods[-1], codes[0], f"setl-{codes[0]}-{periods[-1]:%Y%m}"
+        "setl", periods[-1], region_codes[0], f"setl-{region_codes[0]}-{periods[-1]:%Y%m}"
     )
     clean = Batches(outbox, "csv") if fmt == "mixed" else None
     short_rows: dict[str, list[np.ndarray]] = defaultdict(list)
     row_defects: set[str] = set()
 
-    bar = _progress(len(periods) * len(codes), progress)
+    bar = _progress(len(periods) * len(region_codes), progress)
     for k, month in enumerate(periods):
         month_start = np.datetime64(month, "D")
-        for code in codes:
+        for code in region_codes:
             people = enrolled[code]
             rel = batches.path("psn_insu", month, code, f"psn_insu-{code}-{month:%Y%m}")
             if k == 0:  # first period of a region: full load, in slabs of persons
@@ -501,7 +496,7 @@ def generate(
         for rel, rows in short_rows.items():
             defects.shorten_rows(landing / rel, np.concatenate(rows))
         short_rows.clear()
-        for code in codes:
+        for code in region_codes:
             inst = institutions[code]
             batches.write(
                 batches.path("fixmedins", month, code, f"fixmedins-{code}-{month:%Y%m}"),
@@ -513,18 +508,14 @@ def generate(
             )
     bar.close()
 
-    counts = dict(batches.counts)
-    counts["fund_ledger"] = _ledger(
-        rng, batches, periods, codes, ltc, pa.concat_tables(spent), enrolled
-    )
-    counts["supervision_case"], counts["fund_recovery"] = _cases(
-        rng, batches, periods, institutions, insured, abused
-    )
+    _ledger(rng, batches, periods, region_codes, ltc, pa.concat_tables(spent), enrolled)
+    _cases(rng, batches, periods, institutions, insured, abused)
     batches.shutdown()
+    counts = dict(batches.counts)
     if clean is not None:
         clean.shutdown()
     if fmt == "mixed":
-        _missing_column(batches, periods, codes, truth)
+        _missing_column(batches, periods, region_codes, truth)
         renamed = _deliveries(rng, landing, rates, truth, row_defects, {resend_same, resend_fixed})
         truth.rename_batches(renamed)
         for rel, kind in ((resend_same, "resent_unchanged"), (resend_fixed, "resent_corrected")):
@@ -558,7 +549,7 @@ def _settle(claims_rng, persons, code, month, k, periods, institutions, rates, s
     lag, rev, rev_lines = claims.reversals(claims_rng, cols, lines, setl_serial, ~planted)
     setl_serial += len(rev["serial"])
     arrives = (lag > 0) & (k + lag < len(periods))
-    truth.add("setl", defects.claims_ids(rev).filter(pa.array(arrives)), "late_reversal")
+    truth.add("setl", claims.ids("S", rev["serial"]).filter(pa.array(arrives)), "late_reversal")
     for later in np.unique(lag):
         if k + later < len(periods):  # else it arrives after the simulated window
             rows = np.flatnonzero(lag == later)
@@ -584,8 +575,8 @@ def _emit(batches, clean, cols, lines, month, k, rates, rng, truth, short_rows, 
           resend_fixed) -> None:  # fmt: skip
     """Append a region's settlements and fee lines to the batches of the treating regions.
 
-    Text is made once for the region-month, sorted by treating region; each batch gets a
-    zero-copy slice (small per-batch tables made Arrow's per-call cost dominate).
+    Text is made once for the slab, sorted by treating region; each batch gets its rows
+    as a table of their own (small per-batch tables made Arrow's per-call cost dominate).
     """
     n = len(cols["serial"])
     order = np.argsort(cols["treat"], kind="stable")
@@ -682,12 +673,11 @@ LEDGER_FIELDS = ["bal_open", "inc_contrib", "inc_subsidy", "inc_interest", "inc_
                  "exp_benefit", "exp_other", "bal_close"]  # fmt: skip
 
 
-def _ledger(rng, batches: Batches, periods, codes, ltc, spent: pa.Table, enrolled) -> int:
+def _ledger(rng, batches: Batches, periods, codes, ltc, spent: pa.Table, enrolled) -> None:
     """Each fund's month: income follows the year's ratio to spending, balances chain."""
     sums = spent.group_by(["admdvs", "k", "fund_type"]).aggregate([("cents", "sum")])
     key = zip(*(sums.column(n).to_pylist() for n in ("admdvs", "k", "fund_type")), strict=True)
     spent_by = dict(zip(key, sums.column("cents_sum").to_pylist(), strict=True))
-    rows = 0
     n_months = len(periods)
     for code in codes:
         funds = [f for f in FUND_INCOME_RATIO if f != "ltc" or ltc[code]]
@@ -728,14 +718,11 @@ def _ledger(rng, batches: Batches, periods, codes, ltc, spent: pa.Table, enrolle
             batches.write(
                 batches.path("fund_ledger", month, code, f"ledger-{code}-{month:%Y%m}"), table
             )
-            rows += n
             balance = close
-    return rows
 
 
-def _cases(rng, batches: Batches, periods, institutions, insured, abused) -> tuple[int, int]:
+def _cases(rng, batches: Batches, periods, institutions, insured, abused) -> None:
     """Cases at the institutions where abuse was planted (mostly), recoveries as they close."""
-    n_cases = n_recoveries = 0
     last = len(periods) - 1
     mean_involved = RECOVERED_PER_CASE / RECOVERED_SHARE
     median = mean_involved / np.exp(CASE_SIGMA**2 / 2)
@@ -789,7 +776,6 @@ def _cases(rng, batches: Batches, periods, institutions, insured, abused) -> tup
             batches.write(
                 batches.path("supervision_case", month, code, f"cases-{code}-{month:%Y%m}"), table
             )
-            n_cases += table.num_rows
         for later in np.unique(lag[closed]):
             sel = closed & (lag == later)
             rec_month = periods[k + int(later)]
@@ -810,8 +796,6 @@ def _cases(rng, batches: Batches, periods, institutions, insured, abused) -> tup
                 ),
                 rec,
             )
-            n_recoveries += rec.num_rows
-    return n_cases, n_recoveries
 
 
 def _missing_column(batches: Batches, periods, codes, truth: defects.Truth) -> None:

@@ -58,12 +58,18 @@ class Persons:
         return self.seq % 2 == 1
 
 
+def codes(idx: np.ndarray, values: pa.Array, mask: np.ndarray | None = None) -> pa.Array:
+    """Values by index into a small or shared table, as a dictionary array: no text is
+    copied or formatted per row, and Parquet writes dictionary pages from it directly."""
+    return pa.DictionaryArray.from_arrays(np.asarray(idx, dtype=np.int32), values, mask=mask)
+
+
 _GEND = pa.array(["1", "2"])
 
 
 def gend_codes(seq: np.ndarray) -> pa.Array:
-    """`1` men (odd sequence), `2` women, as a dictionary array (no text per row)."""
-    return pa.DictionaryArray.from_arrays(pa.array((seq % 2 == 0).astype(np.int32)), _GEND)
+    """`1` men (odd sequence), `2` women."""
+    return codes(seq % 2 == 0, _GEND)
 
 
 def psn_numbers(admdvs: np.ndarray, serial: np.ndarray) -> pa.Array:
