@@ -1,6 +1,11 @@
-{#- GB/T 2260 hierarchy read off the code itself: AABBCC = province AA, prefecture AABB. -#}
+{#- GB/T 2260 hierarchy read off the code itself: AABBCC = province AA, prefecture AABB.
+    BB = 90 marks a county-level unit directly under the province (省直辖县级, e.g.
+    419001 济源, 469002 琼海): it has no prefecture above it and stands at that rank. -#}
 {% macro admdvs_prefecture(code) -%}
-    substr({{ code }}, 1, 4) || '00'
+    case
+        when substr({{ code }}, 3, 2) = '90' then {{ code }}
+        else substr({{ code }}, 1, 4) || '00'
+    end
 {%- endmacro %}
 
 {% macro admdvs_province(code) -%}
@@ -11,7 +16,7 @@
     case
         when {{ code }} = '{{ var("national_admdvs") }}' then 'national'
         when substr({{ code }}, 3, 4) = '0000' then 'province'
-        when substr({{ code }}, 5, 2) = '00' then 'prefecture'
+        when substr({{ code }}, 5, 2) = '00' or substr({{ code }}, 3, 2) = '90' then 'prefecture'
         else 'pooling_region'
     end
 {%- endmacro %}

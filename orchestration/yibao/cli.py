@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--scale", choices=["tiny", "small", "medium", "large"], default="tiny")
     gen.add_argument("--months", default="2024-01:2024-03", help="YYYY-MM:YYYY-MM, inclusive")
     gen.add_argument("--provinces", type=_provinces, help="2-digit codes, e.g. 37,44")
+    gen.add_argument(
+        "--regions",
+        choices=["core", "all"],
+        help="pooling regions: core (capitals and the five plan-listed cities) or all 357; "
+        "default: tiny core, the other tiers all",
+    )
     gen.add_argument("--seed", type=int, default=20240101)
     gen.add_argument(
         "--defect",
@@ -127,7 +133,8 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         rates = parse_overrides(args.defect)
         counts = generate(
-            settings.home, args.scale, args.months, args.provinces, args.seed, rates, args.format
+            settings.home, args.scale, args.months, args.provinces, args.seed, rates, args.format,
+            regions=args.regions,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc

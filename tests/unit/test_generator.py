@@ -1,4 +1,5 @@
 import csv
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -48,10 +49,20 @@ def test_every_province_has_its_pooling_regions_and_population():
     # 2024 year-end resident population of the 31 provinces: 140,828 万 (NBS, 2025).
     assert abs(sum(r.resident_pop for r in provinces.values()) - 1_408_280_000) < 0.01 * 1.4e9
     prefectures = [r for r in regions if r.level == "prefecture"]
+    # Every prefecture-level division (333) and municipality (4), and the 20 county-level
+    # units that report directly to a province (省直辖县级: Hainan, Hubei, Henan).
+    assert len(prefectures) == 357
+    assert sum(r.admdvs[2:4] == "90" for r in prefectures) == 20
     assert {r.parent for r in prefectures} == set(provinces)
+    total = Counter()
     for r in prefectures:
-        assert r.admdvs[:2] + "0000" == r.parent and r.admdvs.endswith("00")
+        assert r.admdvs[:2] + "0000" == r.parent and len(r.admdvs) == 6 and r.admdvs.isdigit()
         assert 0 < r.resident_pop <= provinces[r.parent].resident_pop
+        total[r.parent] += r.resident_pop
+    # Apportioned by the 2020 census: a province's regions add up to it exactly.
+    assert total == Counter({code: r.resident_pop for code, r in provinces.items()})
+    core = [r for r in prefectures if r.core]
+    assert len(core) == 36 and {r.parent for r in core} == set(provinces)
     # The warehouse carries the same divisions as its own seed.
     seed_path = Path(__file__).parents[2] / "dbt_project" / "seeds" / "regions.csv"
     seed = {row["admdvs"] for row in csv.DictReader(seed_path.read_text("utf-8").splitlines())}

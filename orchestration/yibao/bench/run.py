@@ -107,7 +107,8 @@ def pandas_coverage(landing: Path):
         for level, key in (
             ("national", pd.Series("100000", index=region.index)),
             ("province", region.str[:2] + "0000"),
-            ("prefecture", region.str[:4] + "00"),
+            # AA90CC: a county-level unit under the province stands at prefecture rank.
+            ("prefecture", region.where(region.str[2:4] == "90", region.str[:4] + "00")),
         ):
             for admdvs, n in primary.groupby(key).size().items():
                 out.append((month.start_time.date().isoformat(), admdvs, level, int(n)))

@@ -192,6 +192,7 @@ class Institutions:
     agmt_end: np.ndarray  # datetime64[D]
     dr_start: np.ndarray  # first practitioner serial of each institution
     dr_count: np.ndarray
+    _register: pa.Table | None = None
 
     @property
     def codes(self) -> np.ndarray:
@@ -224,6 +225,12 @@ class Institutions:
         )
 
     def practitioners(self) -> pa.Table:
+        """The register, the same every month (made once)."""
+        if self._register is None:
+            self._register = self._practitioners()
+        return self._register
+
+    def _practitioners(self) -> pa.Table:
         owner = np.repeat(np.arange(len(self.serial)), self.dr_count)
         serial = np.concatenate(
             [np.arange(s, s + c) for s, c in zip(self.dr_start, self.dr_count, strict=True)]
@@ -361,14 +368,14 @@ def visits(
 def settlements(
     rng: np.random.Generator,
     persons: Persons,
-    home: int,
     month: date,
     k: int,
     institutions: dict[int, Institutions],
     serial0: int,
     after_end_rate: float = 0.0,
 ) -> dict[str, np.ndarray]:
-    """One month of one region's insured persons' settlements, as columns (amounts in cents)."""
+    """One month of settlements of insured persons of one province (any of its pooling
+    regions), as columns (amounts in cents)."""
     start = np.datetime64(month, "D")
     next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
     days = (next_month - month).days
@@ -380,8 +387,10 @@ def settlements(
     insutype = np.where(maternity & (p.psn_type == 0), 2, insutype)  # employed: 510
 
     # Where treated: mostly at home, sometimes in another province.
-    others = np.array([r for r in institutions if r // 10_000 != home // 10_000] or [home])
-    cross = (rng.random(n) < _CROSS[mt]) & (others[0] != home)
+    home = p.admdvs.astype(np.int64)
+    province = int(home[0]) // 10_000 if n else 0
+    others = np.array([r for r in institutions if r // 10_000 != province] or [-1])
+    cross = (rng.random(n) < _CROSS[mt]) & (others[0] >= 0)
     treat = np.where(cross, others[rng.integers(0, len(others), n)], home)
 
     diag = _DIAG[mt, rng.integers(0, 60, n) % _N_DIAG[mt]]
@@ -538,16 +547,18 @@ def fee_lines(rng: np.random.Generator, setl: dict[str, np.ndarray]) -> dict[str
 def spread(rng, lines: dict[str, np.ndarray], total_of: np.ndarray, starts, n_lines) -> None:
     """Share each settlement's total over its lines, quantity × price to the cent."""
     owner = lines["setl_row"]
-    weight = rng.gamma(1.0, 1.0, len(owner))
+    # A floor under the weights: no line of a 1-yuan visit rounds down to 0.00.
+    weight = 0.2 + rng.gamma(1.0, 1.0, len(owner))
     share = weight / np.repeat(np.add.reduceat(weight, starts), n_lines) if len(owner) else weight
     total = total_of[owner]
-    cents = np.floor(share * total).astype(np.int64)
+    cents = np.maximum(1, np.floor(share * total)).astype(np.int64)
     item_type = CATALOGUE.item_type[np.minimum(lines["item"], UNKNOWN_ITEM - 1)]
     cnt = np.where(
         np.isin(item_type, ["09", "11", "08"]) & (lines["line_no"] > 0),
         rng.integers(1, 6, len(owner)),
         1,
     )
+    cnt = np.where(cents >= 100 * cnt, cnt, 1)  # several units only at a yuan or more each
     cents = cents - cents % cnt
     # What the rounding left over goes to the settlement's first line (quantity 1).
     if len(owner):

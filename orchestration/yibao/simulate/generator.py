@@ -46,9 +46,12 @@ from yibao.simulate.people import (
 )
 
 # Persons simulated per resident, by tier (sizes in docs/simulator.md).
-SCALE_FRACTION = {"tiny": 2e-5, "small": 2.5e-4, "medium": 1.4e-2, "large": 5.5e-2}
+SCALE_FRACTION = {"tiny": 2e-5, "small": 8e-5, "medium": 3.8e-3, "large": 1.5e-2}
+# Pooling regions simulated by tier: `core` = the capitals and the five cities
+# specifically designated in the state plan (CI in seconds), `all` = every one.
+TIER_REGIONS = {"tiny": "core", "small": "all", "medium": "all", "large": "all"}
 # Residents sampled per region at least, so that a small region's rates are not noise.
-MIN_SAMPLE = 200
+MIN_SAMPLE = 100
 # Share of residents insured: 2024 bulletin, 1.327 billion insured, ~95% of residents.
 COVERAGE_TARGET = 0.95
 # Employee scheme (310) share of the insured: 37,948 万 of 132,662 万 in 2024 (bulletin);
@@ -84,6 +87,8 @@ class Region:
     parent: str
     resident_pop: int | None
     ltc_pilot: bool
+    core: bool = False
+    ltc_residents: bool = False  # the pilot also enrolls insured residents, not only employees
 
 
 def load_regions() -> list[Region]:
@@ -96,7 +101,9 @@ def load_regions() -> list[Region]:
             r["level"],
             r["parent"],
             int(r["resident_pop_2024"]) if r["resident_pop_2024"] else None,
-            r["ltc_pilot"] == "1",
+            r["ltc_pilot"] in ("1", "2"),
+            r["core"] == "1",
+            r["ltc_pilot"] == "2",
         )
         for r in csv.DictReader(text.splitlines())
     ]
@@ -240,22 +247,32 @@ class _Open:
         self.tmp.replace(final)
 
 
+def _in_ltc(p: Persons, ltc_codes: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Long-term care (410): employees of pilot cities, and the insured residents of the pilots
+    that enroll them too."""
+    employees, residents = ltc_codes
+    return ((p.insutype == EMPLOYEE) & np.isin(p.admdvs, employees)) | (
+        (p.insutype == RESIDENT) & np.isin(p.admdvs, residents)
+    )
+
+
 def _enrollment_table(
-    p: Persons, stas: np.ndarray, paus: np.ndarray, updt: np.ndarray, ltc_pilot: bool
-) -> pa.Table:
+    p: Persons, stas: np.ndarray, paus: np.ndarray, updt: np.ndarray, ltc_codes
+) -> tuple[pa.Table, np.ndarray]:
     """Rows of psn_insu: each basic enrollment, plus maternity (510) for employed employees
-    and long-term care (410) for employees of pilot cities, which follow it."""
+    and long-term care (410) in pilot cities, which follow it within each region. Rows
+    come ordered by region; returns the table and each row's region."""
     employed = (p.insutype == EMPLOYEE) & (p.psn_type == 0) & (p.seq % 100 < MATERNITY_PERCENT)
-    employee = p.insutype == EMPLOYEE
     parts = [np.arange(len(p))]
     kinds = [p.insutype.astype(np.int64)]
     parts.append(np.flatnonzero(employed))
     kinds.append(np.full(len(parts[-1]), MATERNITY))
-    if ltc_pilot:
-        parts.append(np.flatnonzero(employee))
-        kinds.append(np.full(len(parts[-1]), LTC))
+    parts.append(np.flatnonzero(_in_ltc(p, ltc_codes)))
+    kinds.append(np.full(len(parts[-1]), LTC))
     rows = np.concatenate(parts)
     insutype = np.concatenate(kinds)
+    by_region = np.argsort(p.admdvs[rows], kind="stable")
+    rows, insutype = rows[by_region], insutype[by_region]
     paus = paus[rows]
     at = pa.array(rows)
     # Text of each person is made once; the maternity and long-term-care rows copy it.
@@ -275,7 +292,7 @@ def _enrollment_table(
             "insuplc_admdvs": pa.array(p.admdvs[rows]).cast(pa.string()),
             "updt_time": pa.array(updt[rows]),
         }
-    )
+    ), p.admdvs[rows]
 
 
 _CERT_TYPES = pa.array(["01"])
@@ -324,11 +341,13 @@ def generate(
     rates: dict[str, float] | None = None,
     fmt: str = "mixed",
     progress: bool | None = None,
+    regions: str | None = None,
 ) -> dict[str, int]:
     """Write the landing files and the ground truth; return row counts per feed.
 
     fmt: `mixed` (CSV, with the planted delivery variants), `csv` or `parquet` (every
     batch in that format, no delivery or row-level defects: for benchmarks).
+    regions: `core` or `all` pooling regions; by default the tier's (`TIER_REGIONS`).
     """
     if scale not in SCALE_FRACTION:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALE_FRACTION)}")
@@ -339,6 +358,9 @@ def generate(
         rates.update({k: 0.0 for k in (*defects.ROW_DEFECTS, "gb18030", "utf8_bom", "crlf",
                                        "gzip", "parquet")})  # fmt: skip
     periods = month_range(months)
+    which = regions or TIER_REGIONS[scale]
+    if which not in ("core", "all"):
+        raise ValueError(f"unknown region set {which!r}; choose core or all")
     regions = load_regions()
     known = {r.admdvs[:2] for r in regions if r.level == "province"}
     wanted = set(provinces or known)
@@ -348,9 +370,22 @@ def generate(
             f"no regions known for province code(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(known))}"
         )
-    pooling = [r for r in regions if r.level == "prefecture" and r.admdvs[:2] in wanted]
+    pooling = [
+        r for r in regions
+        if r.level == "prefecture" and r.admdvs[:2] in wanted and (which == "all" or r.core)
+    ]  # fmt: skip
     region_codes = [int(r.admdvs) for r in pooling]
     ltc = {int(r.admdvs): r.ltc_pilot for r in pooling}
+    ltc_codes = (
+        np.array([int(r.admdvs) for r in pooling if r.ltc_pilot], dtype=np.int32),
+        np.array([int(r.admdvs) for r in pooling if r.ltc_residents], dtype=np.int32),
+    )
+    # A province's pooling regions are simulated together (one draw of visits per slab of
+    # its persons), and their rows split into each region's batches: 357 regions cost
+    # about what 31 do.
+    groups: dict[int, list[int]] = defaultdict(list)
+    for code in sorted(region_codes):
+        groups[code // 10_000].append(code)
     rng = np.random.default_rng(seed)
     claims_rng = np.random.default_rng([seed, 1])
     fraction = SCALE_FRACTION[scale]
@@ -382,8 +417,11 @@ def generate(
     if len(region_codes) > 1:
         originals = dict(enrolled)
         for i, code in enumerate(region_codes):
+            # As many as the rate of this region's own size: a small region next to a
+            # big one would otherwise take in more duplicates than it has residents.
             src = originals[region_codes[(i + 1) % len(region_codes)]]
-            dup = src.take(np.flatnonzero(rng.random(len(src)) < rates["duplicate_enrollment"]))
+            n_dup = min(len(src), rng.binomial(len(originals[code]), rates["duplicate_enrollment"]))
+            dup = src.take(np.sort(rng.choice(len(src), n_dup, replace=False)))
             dup.serial = np.arange(serial, serial + len(dup), dtype=np.int64)
             serial += len(dup)
             dup.admdvs = np.full(len(dup), code, dtype=np.int32)
@@ -401,7 +439,11 @@ def generate(
         for inst in institutions.values():
             inst.agmt_end[inst.hospitals()[1]] = np.datetime64(date(mid.year, mid.month, 15))
 
-    active = {code: np.ones(len(e), dtype=bool) for code, e in enrolled.items()}
+    people_of: dict[int, Persons] = {
+        prov: Persons.concat([enrolled.pop(code) for code in codes])
+        for prov, codes in groups.items()
+    }
+    active = {prov: np.ones(len(e), dtype=bool) for prov, e in people_of.items()}
     pending: dict[int, list] = defaultdict(list)
     spent: list[pa.Table] = []
     insured: dict[tuple[int, int], int] = {}
@@ -418,68 +460,65 @@ def generate(
     short_rows: dict[str, list[np.ndarray]] = defaultdict(list)
     row_defects: set[str] = set()
 
-    bar = _progress(len(periods) * len(region_codes), progress)
+    bar = _progress(len(periods) * len(groups), progress)
     for k, month in enumerate(periods):
         month_start = np.datetime64(month, "D")
-        for code in region_codes:
-            people = enrolled[code]
-            rel = batches.path("psn_insu", month, code, f"psn_insu-{code}-{month:%Y%m}")
-            if k == 0:  # first period of a region: full load, in slabs of persons
+        for prov, codes in groups.items():
+            people = people_of[prov]
+            rels = [batches.path("psn_insu", month, c, f"psn_insu-{c}-{month:%Y%m}") for c in codes]
+            if k == 0:  # first period: full load, in slabs of persons
                 for part in _chunks(len(people)):
                     n = len(part)
-                    batches.append(
-                        rel,
-                        _enrollment_table(
-                            people.take(part),
-                            np.full(n, "1"),
-                            _never(n),
-                            _timestamps(rng, month, n),
-                            ltc[code],
-                        ),
-                    )
-                table = None
+                    _by_region(batches, rels, codes, *_enrollment_table(
+                        people.take(part), np.full(n, "1"), _never(n),
+                        _timestamps(rng, month, n), ltc_codes,
+                    ))  # fmt: skip
             else:
-                stop = np.flatnonzero(
-                    active[code] & (rng.random(len(people)) < MONTHLY_TERMINATION)
-                )
-                active[code][stop] = False
+                stop = np.flatnonzero(active[prov] & (rng.random(len(people)) < MONTHLY_TERMINATION))
+                active[prov][stop] = False
                 updt = _timestamps(rng, month, len(stop))
-                ended = _enrollment_table(
-                    people.take(stop),
-                    np.full(len(stop), "4"),
-                    updt.astype("datetime64[D]"),
-                    updt,
-                    ltc[code],
+                ended = people.take(stop)
+                ended_table, ended_at = _enrollment_table(
+                    ended, np.full(len(stop), "4"), updt.astype("datetime64[D]"), updt, ltc_codes
                 )
-                n_new = rng.binomial(len(people), MONTHLY_NEW)
-                new = draw(rng, code, n_new, serial, month_start, share_of_adults)
-                new.insu_date = np.full(n_new, month_start)
-                serial += n_new
-                enrolled[code] = people = Persons.concat([people, new])
-                active[code] = np.concatenate([active[code], np.ones(n_new, dtype=bool)])
-                joined = _enrollment_table(
-                    new,
-                    np.full(n_new, "1"),
-                    _never(n_new),
-                    _timestamps(rng, month, n_new),
-                    ltc[code],
+                per_region = np.bincount(
+                    np.searchsorted(codes, people.admdvs), minlength=len(codes)
                 )
-                table = pa.concat_tables([ended, joined])
-            if table is not None:
-                batches.append(rel, table)
-            batches.close(rel)
-            if clean is not None and rel == resend_same:
-                batches.drain()  # the copy is of the file as delivered
-                (outbox / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(landing / rel, outbox / rel)
+                n_new = rng.binomial(per_region, MONTHLY_NEW)
+                new = draw(rng, np.repeat(codes, n_new), int(n_new.sum()), serial, month_start,
+                           share_of_adults)  # fmt: skip
+                new.insu_date = np.full(len(new), month_start)
+                serial += len(new)
+                people_of[prov] = people = Persons.concat([people, new])
+                active[prov] = np.concatenate([active[prov], np.ones(len(new), dtype=bool)])
+                joined_table, joined_at = _enrollment_table(
+                    new, np.full(len(new), "1"), _never(len(new)),
+                    _timestamps(rng, month, len(new)), ltc_codes,
+                )  # fmt: skip
+                order = np.argsort(np.concatenate([ended_at, joined_at]), kind="stable")
+                _by_region(
+                    batches, rels, codes,
+                    pa.concat_tables([ended_table, joined_table]).take(pa.array(order)),
+                    np.concatenate([ended_at, joined_at])[order],
+                )  # fmt: skip
+            for rel in rels:
+                batches.close(rel)
+                if clean is not None and rel == resend_same:
+                    batches.drain()  # the copy is of the file as delivered
+                    (outbox / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(landing / rel, outbox / rel)
 
-            basic = active[code] & np.isin(people.insutype, [EMPLOYEE, RESIDENT])
-            insured[(code, k)] = int(basic.sum())
-            # A big region's month is drawn in slabs of persons: memory stays bounded at
+            basic = active[prov] & np.isin(people.insutype, [EMPLOYEE, RESIDENT])
+            counts_now = np.bincount(
+                np.searchsorted(codes, people.admdvs[basic]), minlength=len(codes)
+            )
+            for code, count in zip(codes, counts_now, strict=True):
+                insured[(code, k)] = int(count)
+            # A big province's month is drawn in slabs of persons: memory stays bounded at
             # any tier, and persons' visits do not depend on each other.
             for part in _chunks(len(people), np.flatnonzero(basic), at_least_one=False):
                 setl_serial = _settle(
-                    claims_rng, people.take(part), code, month, k, periods, institutions, rates,
+                    claims_rng, people.take(part), month, k, periods, institutions, rates,
                     setl_serial, truth, abused, pending, spent, batches, clean, short_rows,
                     row_defects, resend_fixed,
                 )  # fmt: skip
@@ -508,7 +547,12 @@ def generate(
             )
     bar.close()
 
-    _ledger(rng, batches, periods, region_codes, ltc, pa.concat_tables(spent), enrolled)
+    ltc_members: dict[int, int] = {}
+    for prov, codes in groups.items():
+        people = people_of[prov]
+        at = np.searchsorted(codes, people.admdvs[_in_ltc(people, ltc_codes)])
+        ltc_members.update(zip(codes, np.bincount(at, minlength=len(codes)).tolist(), strict=True))
+    _ledger(rng, batches, periods, region_codes, ltc, pa.concat_tables(spent), ltc_members)
     _cases(rng, batches, periods, institutions, insured, abused)
     batches.shutdown()
     counts = dict(batches.counts)
@@ -527,15 +571,15 @@ def generate(
         "supervision_case", "fund_recovery")}  # fmt: skip
 
 
-def _settle(claims_rng, persons, code, month, k, periods, institutions, rates, setl_serial,
+def _settle(claims_rng, persons, month, k, periods, institutions, rates, setl_serial,
             truth, abused, pending, spent, batches, clean, short_rows, row_defects,
             resend_fixed) -> int:  # fmt: skip
-    """One slab of a region-month's insured persons: visits, planted defects, fee lines,
+    """One slab of a province-month's insured persons: visits, planted defects, fee lines,
     reversals for later months, and the batches of the treating regions. Returns the
     next free settlement serial."""
     month_end = np.datetime64(_next_month(month), "D")
     cols = claims.settlements(
-        claims_rng, persons, code, month, k, institutions, setl_serial,
+        claims_rng, persons, month, k, institutions, setl_serial,
         rates["after_agreement_end"],
     )  # fmt: skip
     setl_serial += len(cols["serial"])
@@ -620,6 +664,15 @@ def _emit(batches, clean, cols, lines, month, k, rates, rng, truth, short_rows, 
         )
 
 
+def _by_region(batches: Batches, rels: list[str], codes: list[int], table: pa.Table,
+               region: np.ndarray) -> None:  # fmt: skip
+    """Append rows ordered by region to the batch of each region (`rels` as `codes`); a
+    region without rows still gets its batch (a header only)."""
+    bounds = np.searchsorted(region, codes + [codes[-1] + 1])
+    for i, rel in enumerate(rels):
+        batches.append(rel, _own(table, bounds[i], bounds[i + 1]))
+
+
 def _own(table: pa.Table, start: int, stop: int) -> pa.Table:
     """Rows start:stop as a table of their own: a zero-copy slice would keep the whole
     region-month alive in the buffer of every batch it touched (gigabytes at `medium`)."""
@@ -673,7 +726,7 @@ LEDGER_FIELDS = ["bal_open", "inc_contrib", "inc_subsidy", "inc_interest", "inc_
                  "exp_benefit", "exp_other", "bal_close"]  # fmt: skip
 
 
-def _ledger(rng, batches: Batches, periods, codes, ltc, spent: pa.Table, enrolled) -> None:
+def _ledger(rng, batches: Batches, periods, codes, ltc, spent: pa.Table, ltc_members) -> None:
     """Each fund's month: income follows the year's ratio to spending, balances chain."""
     sums = spent.group_by(["admdvs", "k", "fund_type"]).aggregate([("cents", "sum")])
     key = zip(*(sums.column(n).to_pylist() for n in ("admdvs", "k", "fund_type")), strict=True)
@@ -685,7 +738,7 @@ def _ledger(rng, batches: Batches, periods, codes, ltc, spent: pa.Table, enrolle
         exp = np.zeros((n, n_months), dtype=np.int64)
         for i, fund in enumerate(funds):
             if fund == "ltc":
-                participants = int((enrolled[code].insutype == EMPLOYEE).sum())
+                participants = ltc_members[code]
                 exp[i] = round(participants * LTC_BENEFIT_PER_PARTICIPANT * 100)
             else:
                 exp[i] = [spent_by.get((code, k, fund), 0) for k in range(n_months)]
@@ -822,11 +875,25 @@ def _deliveries(
     probs = np.array([rates[v] for v in _VARIANTS])
     edges = np.cumsum(probs)
     draws = rng.random(len(files))
-    renamed = {}
-    for rel, u in zip(files, draws, strict=True):  # one step per file, not per row
-        variant = _VARIANTS[int(np.searchsorted(edges, u, side="right"))] if u < edges[-1] else None
+    chosen = [
+        _VARIANTS[int(np.searchsorted(edges, u, side="right"))] if u < edges[-1] else None
+        for u in draws
+    ]  # one step per file, not per row
+
+    def eligible(i: int, variant: str | None) -> bool:
         # Batches with broken rows stay text; re-sent batches stay as first delivered.
-        if variant is None or rel in frozen or (rel in unparsable and variant == "parquet"):
+        rel = files[i]
+        return not (rel in frozen or (rel in unparsable and variant == "parquet"))
+
+    # Every variant with a rate shows at least once, however small the sample.
+    for variant, p in zip(_VARIANTS, probs, strict=True):
+        if p > 0 and not any(c == variant and eligible(i, c) for i, c in enumerate(chosen)):
+            free = [i for i, c in enumerate(chosen) if c is None and eligible(i, variant)]
+            if free:
+                chosen[free[int(rng.integers(0, len(free)))]] = variant
+    renamed = {}
+    for i, (rel, variant) in enumerate(zip(files, chosen, strict=True)):
+        if variant is None or not eligible(i, variant):
             continue
         path = landing / rel
         data = path.read_bytes()

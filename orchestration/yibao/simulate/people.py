@@ -132,13 +132,15 @@ def person_names(name: np.ndarray) -> pa.Array:
 
 def draw(
     rng: np.random.Generator,
-    admdvs: int,
+    admdvs: int | np.ndarray,
     n: int,
     serial0: int,
     first: np.datetime64,
     employee_share_of_adults: float,
 ) -> Persons:
-    """New residents of a region: age and sex from a flat-topped pyramid, scheme by age."""
+    """New residents of a region (or of each region in `admdvs`, one per person): age and
+    sex from a flat-topped pyramid, scheme by age."""
+    region = np.broadcast_to(np.asarray(admdvs, dtype=np.int32), (n,)).copy()
     # Age in years: a pyramid that thins after 60 (7th census shape, coarsely).
     age_years = np.where(
         rng.random(n) < 0.8, rng.uniform(0, 60, n), 60 + rng.exponential(10, n)
@@ -154,8 +156,8 @@ def draw(
     since = first - rng.integers(30, 20 * 365, n).astype("timedelta64[D]")
     return Persons(
         serial=np.arange(serial0, serial0 + n, dtype=np.int64),
-        admdvs=np.full(n, admdvs, dtype=np.int32),
-        cert_admdvs=np.full(n, admdvs, dtype=np.int32),
+        admdvs=region,
+        cert_admdvs=region.copy(),
         brdy=brdy,
         seq=seq.astype(np.int16),
         name=rng.integers(0, len(NAMES), n).astype(np.int16),
