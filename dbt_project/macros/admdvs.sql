@@ -20,3 +20,13 @@
         else 'pooling_region'
     end
 {%- endmacro %}
+
+{#- The amount columns of a settlement (yuan): summed, netted and reconciled alike. -#}
+{% macro settlement_amounts() -%}
+    {{ return([
+        'medfee_sumamt', 'fulamt_ownpay_amt', 'overlmt_selfpay', 'preselfpay_amt',
+        'inscp_scp_amt', 'act_pay_dedc', 'hifp_pay', 'cvlserv_pay', 'hifes_pay', 'hifmi_pay',
+        'hifob_pay', 'maf_pay', 'oth_pay', 'fund_pay_sumamt', 'psn_part_amt', 'acct_pay',
+        'psn_cash_pay', 'hosp_part_amt', 'acct_mulaid_pay'
+    ]) }}
+{%- endmacro %}

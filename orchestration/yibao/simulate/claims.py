@@ -373,6 +373,7 @@ def settlements(
     institutions: dict[int, Institutions],
     serial0: int,
     after_end_rate: float = 0.0,
+    hubs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """One month of settlements of insured persons of one province (any of its pooling
     regions), as columns (amounts in cents)."""
@@ -386,12 +387,22 @@ def settlements(
     maternity = np.isin(MED_TYPES[mt], ["51", "52"])
     insutype = np.where(maternity & (p.psn_type == 0), 2, insutype)  # employed: 510
 
-    # Where treated: mostly at home, sometimes in another province.
+    # Where treated: mostly at home, sometimes in another province, at one of its hubs
+    # (`hubs`: regions and weights, e.g. the capitals by population; patients who cross
+    # a provincial border go to the big cities' hospitals).
     home = p.admdvs.astype(np.int64)
     province = int(home[0]) // 10_000 if n else 0
-    others = np.array([r for r in institutions if r // 10_000 != province] or [-1])
-    cross = (rng.random(n) < _CROSS[mt]) & (others[0] >= 0)
-    treat = np.where(cross, others[rng.integers(0, len(others), n)], home)
+    codes, weight = hubs if hubs is not None else (np.array(list(institutions)), None)
+    away = codes // 10_000 != province
+    others = codes[away]
+    cross = (rng.random(n) < _CROSS[mt]) & (len(others) > 0)
+    if len(others):
+        w = np.ones(len(others)) if weight is None else np.asarray(weight, dtype=float)[away]
+        dest = others[np.searchsorted(np.cumsum(w / w.sum()), rng.random(n), side="right")
+                      .clip(0, len(others) - 1)]  # fmt: skip
+    else:
+        dest = home
+    treat = np.where(cross, dest, home)
 
     diag = _DIAG[mt, rng.integers(0, 60, n) % _N_DIAG[mt]]
     inpatient = _INPATIENT[mt]

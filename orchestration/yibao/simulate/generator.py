@@ -149,11 +149,15 @@ class Batches:
 
     FLUSH_ROWS = 20_000
     MAX_QUEUED = 4  # slabs waiting for the writer thread: bounds memory when it falls behind
+    # Rows buffered over all open batches at most: with 700 batches open (357 regions ×
+    # settlements and fee lines) the per-batch threshold alone would let gigabytes wait.
+    BUDGET_ROWS = 500_000
 
     def __init__(self, landing: Path, fmt: str) -> None:
         self.landing = landing
         self.fmt = fmt
         self.open: dict[str, _Open] = {}
+        self.buffered = 0
         self.counts: Counter = Counter()
         # Encoding and writing run on a second thread (Arrow releases the GIL) while NumPy
         # draws the next region-month; one worker keeps each file's writes in order.
@@ -181,25 +185,20 @@ class Batches:
             final = self.landing / rel
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(final.name + ".part")
-            if self.fmt == "parquet":
-                dictionary = [n for n in table.column_names if n in _LOW_CARDINALITY]
-                writer = pq.ParquetWriter(
-                    tmp,
-                    table.schema,
-                    compression="lz4",
-                    use_dictionary=dictionary,
-                    write_statistics=False,
-                )
-            else:
-                writer = pacsv.CSVWriter(tmp, table.schema, write_options=_CSV_OPTIONS)
-            batch = self.open[rel] = _Open(tmp, writer)
+            batch = self.open[rel] = _Open(tmp, table.schema, self.fmt)
         before = batch.rows
         if table.num_rows:
             batch.buffer.append(table)
             batch.buffered += table.num_rows
             batch.rows += table.num_rows
+            self.buffered += table.num_rows
             if batch.buffered >= self.FLUSH_ROWS:
-                self._submit(batch.flush, batch.take())
+                self._flush(batch)
+            if self.buffered > self.BUDGET_ROWS:  # the biggest buffers go first
+                for other in sorted(self.open.values(), key=lambda b: -b.buffered):
+                    if self.buffered <= self.BUDGET_ROWS // 2:
+                        break
+                    self._flush(other)
         self.counts[rel.split("/", 1)[0]] += table.num_rows
         return before
 
@@ -209,7 +208,12 @@ class Batches:
 
     def close(self, rel: str) -> None:
         batch = self.open.pop(rel)
+        self.buffered -= batch.buffered
         self._submit(batch.finish, batch.take(), self.landing / rel)
+
+    def _flush(self, batch: _Open) -> None:
+        self.buffered -= batch.buffered
+        self._submit(batch.flush, batch.take())
 
     def _submit(self, fn, *args) -> None:
         for future in [f for f in self.pending if f.done()]:
@@ -227,7 +231,9 @@ class Batches:
 @dataclass
 class _Open:
     tmp: Path
-    writer: object
+    schema: pa.Schema
+    fmt: str
+    writer: object = None  # opened on the writer thread at the first flush
     rows: int = 0
     buffered: int = 0
     buffer: list = field(default_factory=list)
@@ -237,6 +243,17 @@ class _Open:
         return buffer
 
     def flush(self, buffer: list[pa.Table]) -> None:
+        if self.writer is None:
+            # A file writer holds buffers of its own: open only while the batch is written
+            # (hundreds of batches of a month wait for their rows at once).
+            if self.fmt == "parquet":
+                dictionary = [n for n in self.schema.names if n in _LOW_CARDINALITY]
+                self.writer = pq.ParquetWriter(
+                    self.tmp, self.schema, compression="lz4", use_dictionary=dictionary,
+                    write_statistics=False,
+                )  # fmt: skip
+            else:
+                self.writer = pacsv.CSVWriter(self.tmp, self.schema, write_options=_CSV_OPTIONS)
         if buffer:
             # One chunk: pyarrow 18 repeats the CSV header after an empty leading chunk.
             self.writer.write_table(pa.concat_tables(buffer).combine_chunks())
@@ -386,6 +403,12 @@ def generate(
     groups: dict[int, list[int]] = defaultdict(list)
     for code in sorted(region_codes):
         groups[code // 10_000].append(code)
+    # Where patients from other provinces are treated: the core cities, by population.
+    hub_regions = [r for r in pooling if r.core] or pooling
+    hubs = (
+        np.array([int(r.admdvs) for r in hub_regions], dtype=np.int64),
+        np.array([r.resident_pop for r in hub_regions], dtype=float),
+    )
     rng = np.random.default_rng(seed)
     claims_rng = np.random.default_rng([seed, 1])
     fraction = SCALE_FRACTION[scale]
@@ -429,6 +452,7 @@ def generate(
             dup.psn_type = np.where(dup.psn_type == 3, 3, 2).astype(np.int8)
             enrolled[code] = Persons.concat([enrolled[code], dup])
             truth.add("psn_insu", psn_numbers(dup.admdvs, dup.serial), "duplicate_enrollment")
+        del originals  # else the first population stays in memory beside its copy
 
     # Institutions; one hospital a region loses its agreement mid-window (when there is one).
     institutions = {
@@ -520,7 +544,7 @@ def generate(
                 setl_serial = _settle(
                     claims_rng, people.take(part), month, k, periods, institutions, rates,
                     setl_serial, truth, abused, pending, spent, batches, clean, short_rows,
-                    row_defects, resend_fixed,
+                    row_defects, resend_fixed, hubs,
                 )  # fmt: skip
             bar.update(1)
         for rev, rev_lines in pending.pop(k, []):
@@ -573,14 +597,14 @@ def generate(
 
 def _settle(claims_rng, persons, month, k, periods, institutions, rates, setl_serial,
             truth, abused, pending, spent, batches, clean, short_rows, row_defects,
-            resend_fixed) -> int:  # fmt: skip
+            resend_fixed, hubs) -> int:  # fmt: skip
     """One slab of a province-month's insured persons: visits, planted defects, fee lines,
     reversals for later months, and the batches of the treating regions. Returns the
     next free settlement serial."""
     month_end = np.datetime64(_next_month(month), "D")
     cols = claims.settlements(
         claims_rng, persons, month, k, institutions, setl_serial,
-        rates["after_agreement_end"],
+        rates["after_agreement_end"], hubs,
     )  # fmt: skip
     setl_serial += len(cols["serial"])
     cols, planted, plan, setl_serial = defects.plant_visits(

@@ -1,0 +1,38 @@
+{#- What each fund paid on settlements, by the month the money moved (a reversal in
+    the month it arrives: the ledger is kept in cash, not restated), pooling region of
+    enrollment and fund. Which settlement amounts each fund pays:
+      310_pool  employee settlements: basic pooled fund + large-amount subsidy
+      310_acct  employee and maternity settlements: personal account
+      390       resident settlements: basic pooled fund + critical-illness insurance
+      510       maternity settlements: pooled fund -#}
+with settlements as (
+    select * from {{ ref('stg_platform__setl') }}
+),
+
+payments as (
+    select period, insuplc_admdvs as admdvs, '310_pool' as fund_type,
+        coalesce(hifp_pay, 0) + coalesce(hifob_pay, 0) as paid
+    from settlements where insutype = '310'
+    union all
+    select period, insuplc_admdvs, '310_acct', coalesce(acct_pay, 0)
+    from settlements where insutype in ('310', '510')
+    union all
+    select period, insuplc_admdvs, '390', coalesce(hifp_pay, 0) + coalesce(hifmi_pay, 0)
+    from settlements where insutype = '390'
+    union all
+    select period, insuplc_admdvs, '510', coalesce(hifp_pay, 0)
+    from settlements where insutype = '510'
+),
+
+final as (
+    select
+        period,
+        admdvs,
+        fund_type,
+        count(*) as settlements,
+        sum(paid) as fund_paid
+    from payments
+    group by period, admdvs, fund_type
+)
+
+select * from final

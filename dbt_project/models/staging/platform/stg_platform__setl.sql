@@ -1,0 +1,69 @@
+{#- Settlements and reversals as delivered, typed and keyed on the person pseudonym.
+    A settlement id delivered twice (in two batches) keeps its latest delivery. -#}
+with source as (
+    select * from {{ source('raw', 'setl') }}
+),
+
+latest as (
+    select
+        *,
+        row_number() over (
+            partition by setl_id
+            order by _batch_path desc, _line_no desc
+        ) as delivery_rank
+    from source
+),
+
+renamed as (
+    select
+        setl_id,
+        mdtrt_id,
+        psn_no,
+        coalesce(certno_hmac, 'psn_no:' || psn_no) as person_key,
+        gend,
+        brdy,
+        insutype,
+        med_type,
+        begndate,
+        enddate,
+        setl_time,
+        cast(date_trunc('month', setl_time) as date) as period,
+        fixmedins_code,
+        atddr_no,
+        diag_code,
+        oprn_oprt_code,
+        insuplc_admdvs,
+        mdtrtarea_admvs,
+        {{ admdvs_province('insuplc_admdvs') }} as insured_province,
+        {{ admdvs_province('mdtrtarea_admvs') }} as treatment_province,
+        medfee_sumamt,
+        fulamt_ownpay_amt,
+        overlmt_selfpay,
+        preselfpay_amt,
+        inscp_scp_amt,
+        act_pay_dedc,
+        hifp_pay,
+        cvlserv_pay,
+        hifes_pay,
+        hifmi_pay,
+        hifob_pay,
+        maf_pay,
+        oth_pay,
+        fund_pay_sumamt,
+        psn_part_amt,
+        acct_pay,
+        psn_cash_pay,
+        hosp_part_amt,
+        acct_mulaid_pay,
+        -- A reversal says so with its flag or by pointing at what it reverses.
+        coalesce(refd_setl_flag = '1', false) or init_setl_id is not null as is_reversal,
+        init_setl_id,
+        drg_dip_code,
+        clr_type,
+        _batch_path as batch_path,
+        _line_no as line_no
+    from latest
+    where delivery_rank = 1
+)
+
+select * from renamed
