@@ -87,8 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="only deliver the re-sent batches waiting in <home>/outbox, then stop",
     )
 
-    sub.add_parser(
+    run = sub.add_parser(
         "run", parents=[home_parent], help="ingest, build, validate and publish (one pass)"
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models from scratch (after a model's logic changed)",
     )
 
     sql = sub.add_parser("sql", parents=[home_parent], help="query the published warehouse")
@@ -152,7 +157,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.landing.exists():
         raise CliError(f"no landing folder at {settings.landing}: run `yibao generate` first")
     try:
-        run = run_pipeline(settings, announce=lambda line: print(line, flush=True))
+        run = run_pipeline(
+            settings, announce=lambda line: print(line, flush=True), full_refresh=args.full_refresh
+        )
     except PipelineBusy as exc:
         raise CliError(str(exc)) from exc
     return _report_run(run.result, run.seconds)

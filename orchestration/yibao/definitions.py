@@ -93,17 +93,27 @@ class YibaoTranslator(DagsterDbtTranslator):
         return dbt_resource_props.get("schema") or "transform"
 
 
+class BuildConfig(dg.Config):
+    # Rebuild the incremental models from scratch (after their logic changed).
+    full_refresh: bool = False
+
+
 @dbt_assets(
     manifest=DBT_PROJECT.manifest_path,
     project=DBT_PROJECT,
     dagster_dbt_translator=YibaoTranslator(),
 )
 def warehouse_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, run_lock: RunLockResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    run_lock: RunLockResource,
+    config: BuildConfig,
 ):
-    """dbt build once per run (seeds, models and their data tests), not once per model."""
+    """dbt build once per run (seeds, models and their data tests), not once per model;
+    incremental models redo only the months that new batches touch."""
     target = _settings().home / "dbt" / "target"
-    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+    args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
+    yield from dbt.cli(args, context=context, target_path=target).stream()
 
 
 # -- validate ----------------------------------------------------------------

@@ -97,8 +97,10 @@ def _step_seconds(instance, run_id: str) -> dict[str, float]:
     return seconds
 
 
-def run_pipeline(settings: Settings, announce=print) -> PipelineRun:
-    """Ingest, build, validate and publish under the run lock; never raises on a failed step."""
+def run_pipeline(settings: Settings, announce=print, full_refresh: bool = False) -> PipelineRun:
+    """Ingest, build, validate and publish under the run lock; never raises on a failed step.
+
+    full_refresh: rebuild the incremental models from scratch, not only new months."""
     settings.export_env()
     write_dagster_yaml(settings)
     with RunLock(settings.run_lock):
@@ -117,7 +119,10 @@ def run_pipeline(settings: Settings, announce=print) -> PipelineRun:
                 result = job.execute_in_process(
                     instance=instance,
                     raise_on_error=False,
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                    run_config={
+                        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                        "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
+                    },
                 )
             steps = _step_seconds(instance, result.run_id)
         return PipelineRun(result, time.monotonic() - started, log_path, steps)

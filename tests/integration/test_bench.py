@@ -38,6 +38,12 @@ def test_bench_writes_a_consistent_report(home):
     assert report["ratio_to_scan"] == pytest.approx(
         report["end_to_end_s"] / report["baseline_scan_s"], rel=0.01
     )
+    # The month added later was transformed, and its ratio is its share of the full build.
+    assert report["incremental_month_s"] > 0
+    months = 3  # the tier's default window
+    assert report["incremental_month_ratio"] == pytest.approx(
+        report["incremental_month_s"] / (report["phases"]["transform"] / months), rel=0.02
+    )
     # The pandas baseline computed the same figures as the mart: the comparison is fair.
     assert report["pandas_matches_mart"] is True
     assert report["machine"]["cores"] >= 1 and report["peak_rss_mb"] > 0

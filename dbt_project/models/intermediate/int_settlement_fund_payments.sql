@@ -5,22 +5,36 @@
       310_acct  employee and maternity settlements: personal account
       390       resident settlements: basic pooled fund + critical-illness insurance
       510       maternity settlements: pooled fund -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='period',
+    on_schema_change='append_new_columns'
+) }}
 with settlements as (
     select * from {{ ref('stg_platform__setl') }}
+    {% if is_incremental() %}
+    -- Cash months: only those that batches loaded since the last build fall in.
+    where period in (
+        select period from {{ ref('stg_platform__setl') }}
+        where batch_processed_at > {{ incremental_watermark('_loaded_at') }}
+    )
+    {% endif %}
 ),
 
 payments as (
     select period, insuplc_admdvs as admdvs, '310_pool' as fund_type,
-        coalesce(hifp_pay, 0) + coalesce(hifob_pay, 0) as paid
+        coalesce(hifp_pay, 0) + coalesce(hifob_pay, 0) as paid, batch_processed_at
     from settlements where insutype = '310'
     union all
-    select period, insuplc_admdvs, '310_acct', coalesce(acct_pay, 0)
+    select period, insuplc_admdvs, '310_acct', coalesce(acct_pay, 0), batch_processed_at
     from settlements where insutype in ('310', '510')
     union all
-    select period, insuplc_admdvs, '390', coalesce(hifp_pay, 0) + coalesce(hifmi_pay, 0)
+    select period, insuplc_admdvs, '390', coalesce(hifp_pay, 0) + coalesce(hifmi_pay, 0),
+        batch_processed_at
     from settlements where insutype = '390'
     union all
-    select period, insuplc_admdvs, '510', coalesce(hifp_pay, 0)
+    select period, insuplc_admdvs, '510', coalesce(hifp_pay, 0), batch_processed_at
     from settlements where insutype = '510'
 ),
 
@@ -30,7 +44,8 @@ final as (
         admdvs,
         fund_type,
         count(*) as settlements,
-        sum(paid) as fund_paid
+        sum(paid) as fund_paid,
+        max(batch_processed_at) as _loaded_at
     from payments
     group by period, admdvs, fund_type
 )

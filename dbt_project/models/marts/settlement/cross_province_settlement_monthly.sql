@@ -1,9 +1,22 @@
 {#- Direct settlements of patients treated outside their home province (跨省直接结算),
     net of reversals, as flows from the province of enrollment to the province of
     treatment. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='period',
+    on_schema_change='append_new_columns'
+) }}
 with settlements as (
     select * from {{ ref('int_settlements_netted') }}
     where is_cross_province
+    {% if is_incremental() %}
+        -- Only the months the settlements' model rebuilt since this one last ran.
+        and period in (
+            select period from {{ ref('int_settlements_netted') }}
+            where _built_at > {{ incremental_watermark('_source_built_at') }}
+        )
+    {% endif %}
 ),
 
 regions as (
@@ -20,7 +33,8 @@ flows as (
         count(distinct person_key) filter (where is_effective) as persons,
         sum(medfee_sumamt) as medfee_sumamt,
         sum(fund_pay_sumamt) as fund_pay_sumamt,
-        sum(psn_cash_pay) as psn_cash_pay
+        sum(psn_cash_pay) as psn_cash_pay,
+        max(_built_at) as _source_built_at
     from settlements
     group by period, insured_province, treatment_province, coalesce(visit_class, 'unknown')
 ),
@@ -39,7 +53,8 @@ final as (
         flows.persons,
         cast(flows.medfee_sumamt as decimal(18, 2)) as medfee_sumamt,
         cast(flows.fund_pay_sumamt as decimal(18, 2)) as fund_pay_sumamt,
-        cast(flows.psn_cash_pay as decimal(18, 2)) as psn_cash_pay
+        cast(flows.psn_cash_pay as decimal(18, 2)) as psn_cash_pay,
+        flows._source_built_at
     from flows
     left join regions as insured
         on insured.admdvs = flows.insured_province

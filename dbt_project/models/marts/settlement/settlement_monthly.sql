@@ -1,7 +1,20 @@
 {#- Settlements net of reversals by month, region of enrollment (参保地, and every
     region above it), insurance type and visit type. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='period',
+    on_schema_change='append_new_columns'
+) }}
 with settlements as (
     select * from {{ ref('int_settlements_netted') }}
+    {% if is_incremental() %}
+    -- Only the months the settlements' model rebuilt since this one last ran.
+    where period in (
+        select period from {{ ref('int_settlements_netted') }}
+        where _built_at > {{ incremental_watermark('_source_built_at') }}
+    )
+    {% endif %}
 ),
 
 rollup as (
@@ -33,7 +46,8 @@ aggregated as (
         count(*) filter (where settlements.is_effective and settlements.drg_dip_code is not null)
             as drg_dip_cases,
         sum(settlements.fund_pay_sumamt) filter (where settlements.drg_dip_code is not null)
-            as drg_dip_fund_pay
+            as drg_dip_fund_pay,
+        max(settlements._built_at) as _source_built_at
     from settlements
     inner join rollup
         on rollup.source_admdvs = settlements.insuplc_admdvs
@@ -78,7 +92,8 @@ final as (
         case
             when med_types.is_inpatient and aggregated.fund_pay_sumamt <> 0
                 then round(coalesce(aggregated.drg_dip_fund_pay, 0) / aggregated.fund_pay_sumamt, 4)
-        end as drg_dip_fund_share
+        end as drg_dip_fund_share,
+        aggregated._source_built_at
     from aggregated
     inner join (select distinct admdvs, admdvs_level, admdvs_name_zh, admdvs_name_en from rollup) as levels
         on levels.admdvs = aggregated.admdvs

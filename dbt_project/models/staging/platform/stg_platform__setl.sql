@@ -4,6 +4,10 @@ with source as (
     select * from {{ source('raw', 'setl') }}
 ),
 
+batches as (
+    select * from {{ source('ops', 'batches') }}
+),
+
 latest as (
     select
         *,
@@ -60,10 +64,14 @@ renamed as (
         init_setl_id,
         drg_dip_code,
         clr_type,
-        _batch_path as batch_path,
-        _line_no as line_no
+        latest._batch_path as batch_path,
+        latest._line_no as line_no,
+        -- When the door loaded the batch: incremental models rebuild what is newer.
+        batches.processed_at as batch_processed_at
     from latest
-    where delivery_rank = 1
+    left join batches
+        on batches.path = latest._batch_path
+    where latest.delivery_rank = 1
 )
 
 select * from renamed
