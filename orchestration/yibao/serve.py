@@ -1,4 +1,5 @@
-"""`yibao serve`: the Dagster UI (webserver and daemon) and Superset, kept up until stopped.
+"""`yibao serve`: the Dagster UI (webserver and daemon), Superset and the dbt docs site,
+kept up until stopped.
 
 Each server runs in its own process group with its PID under ``<home>/run``; the
 supervisor stops them by those PIDs (never by name) on Ctrl-C or SIGTERM, and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +32,7 @@ class Endpoints:
     bind: str
     dagster_port: int
     superset_port: int
+    docs_port: int = 8089
 
     @classmethod
     def from_env(cls) -> Endpoints:
@@ -37,6 +40,7 @@ class Endpoints:
             bind=os.environ.get("YIBAO_BIND", "127.0.0.1"),
             dagster_port=int(os.environ.get("YIBAO_DAGSTER_PORT", "3000")),
             superset_port=int(os.environ.get("YIBAO_SUPERSET_PORT", "8088")),
+            docs_port=int(os.environ.get("YIBAO_DOCS_PORT", "8089")),
         )
 
     @property
@@ -47,6 +51,10 @@ class Endpoints:
     def superset_url(self) -> str:
         return f"http://{self.bind}:{self.superset_port}"
 
+    @property
+    def docs_url(self) -> str:
+        return f"http://{self.bind}:{self.docs_port}/static_index.html"
+
 
 def run_dir(settings: Settings) -> Path:
     return settings.home / "run"
@@ -54,6 +62,30 @@ def run_dir(settings: Settings) -> Path:
 
 def state_file(settings: Settings) -> Path:
     return run_dir(settings) / "serve.json"
+
+
+def docs_dir(settings: Settings) -> Path:
+    return settings.home / "dbt" / "docs"
+
+
+def build_dbt_docs(settings: Settings) -> Path:
+    """The dbt docs site, one self-contained page (every relation and column, English and
+    中文), from the parsed project alone: the build database is not opened, so a run in
+    progress is neither blocked nor blocking."""
+    from yibao.dbt import DBT_PROJECT, ensure_manifest
+
+    out = docs_dir(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ensure_manifest(), out / "manifest.json")
+    project = str(DBT_PROJECT.project_dir)
+    cmd = [
+        str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static",
+        "--empty-catalog", "--no-compile", "--target-path", str(out),
+        "--project-dir", project, "--profiles-dir", project,
+    ]  # fmt: skip
+    with (settings.logs / "dbt-docs-generate.log").open("w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=project)
+    return out / "static_index.html"
 
 
 def _alive(pid: int) -> bool:
@@ -114,6 +146,10 @@ class Supervisor:
                 "--timeout", "120", "--limit-request-line", "0",
                 "superset.app:create_app()",
             ],
+            "dbt-docs": [
+                sys.executable, "-m", "http.server", str(e.docs_port), "--bind", e.bind,
+                "--directory", str(docs_dir(self.settings)),
+            ],
         }  # fmt: skip
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
@@ -162,7 +198,7 @@ class Supervisor:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 cmdline = ""
-            expected = "gunicorn" if name == "superset" else name
+            expected = {"superset": "gunicorn", "dbt-docs": "http.server"}.get(name, name)
             if pid and expected in cmdline:  # the PID was not reused by something else
                 try:
                     os.killpg(pid, signal.SIGTERM)
@@ -204,7 +240,11 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
     settings.logs.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(settings, endpoints)
     supervisor.stop_leftovers()
-    for what, port in (("Dagster", endpoints.dagster_port), ("Superset", endpoints.superset_port)):
+    for what, port in (
+        ("Dagster", endpoints.dagster_port),
+        ("Superset", endpoints.superset_port),
+        ("Docs", endpoints.docs_port),
+    ):
         if not _port_free(endpoints.bind, port):
             raise RuntimeError(
                 f"port {port} for {what} is in use by another program "
@@ -217,6 +257,7 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
+    build_dbt_docs(settings)
     print("setting up Superset (first start takes about a minute)...", flush=True)
     bootstrap(settings)
     password, password_source = admin_password(settings)
@@ -225,6 +266,7 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
         "pid": os.getpid(),
         "dagster_url": endpoints.dagster_url,
         "superset_url": endpoints.superset_url,
+        "docs_url": endpoints.docs_url,
         "admin_password": password_source,
     }
     try:
@@ -235,6 +277,7 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
         client = SupersetClient(endpoints.superset_url, ADMIN_USERNAME, password)
         import_bundle(client, settings)
         wait_http(f"{endpoints.dagster_url}/server_info", supervisor, timeout=180)
+        wait_http(endpoints.docs_url, supervisor, timeout=30)
         print(describe(state), flush=True)
         while not supervisor.stopping and not once:
             problem = supervisor.check_children()
@@ -243,7 +286,7 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
             time.sleep(0.5)
     finally:
         supervisor.stop()
-    print("stopped Dagster and Superset", flush=True)
+    print("stopped Dagster, Superset and the dbt docs", flush=True)
     return 0
 
 
@@ -252,5 +295,6 @@ def describe(state: dict) -> str:
         f"Dagster UI:  {state['dagster_url']}\n"
         f"Superset:    {state['superset_url']}/superset/dashboard/coverage/ "
         f"(user admin, password in {state['admin_password']})\n"
+        f"dbt docs:    {state.get('docs_url', '-')}\n"
         f"stop with Ctrl-C, or: kill {state['pid']}"
     )

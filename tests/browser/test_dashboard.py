@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+import requests
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.chrome import available, login, make_driver
@@ -54,6 +55,7 @@ def served(tmp_path_factory):
         "YIBAO_HOME": str(home),
         "YIBAO_DAGSTER_PORT": str(_free_port()),
         "YIBAO_SUPERSET_PORT": str(_free_port()),
+        "YIBAO_DOCS_PORT": str(_free_port()),
         # The tests run `yibao run` themselves: no sensor-launched run may race them.
         "YIBAO_AUTOMATION": "off",
     }
@@ -78,7 +80,7 @@ def served(tmp_path_factory):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     log.close()
-    assert "stopped Dagster and Superset" in (home / "serve.out").read_text()
+    assert "stopped Dagster, Superset and the dbt docs" in (home / "serve.out").read_text()
     assert not list((home / "run").glob("*.pid")) and not (home / "run" / "serve.json").exists()
     for pid in pids:
         assert (
@@ -98,6 +100,18 @@ def test_secrets_are_private_and_generated(served):
     assert len(served["password"]) >= 16
     config = (superset / "superset_config.py").read_text()
     assert "SCARF_ANALYTICS = False" in config and "img-src" in config
+
+
+def test_dbt_docs_describe_the_published_columns_in_english_and_chinese(served):
+    url = served["state"]["docs_url"]
+    page = requests.get(url, timeout=30)
+    assert page.status_code == 200
+    # The static page carries the manifest: every published relation and its columns.
+    for text in ("fund_balance_monthly", "months_of_reserve", "累计结存可支付月数",
+                 "cross_province_settlement_monthly", "跨省直接结算"):  # fmt: skip
+        # The manifest is embedded as JSON: Chinese may come \u-escaped.
+        assert text in page.text or json.dumps(text)[1:-1] in page.text, text
+    assert (served["home"] / "dbt" / "docs" / "static_index.html").exists()
 
 
 def test_dashboard_renders_every_chart_in_chromium(served):
