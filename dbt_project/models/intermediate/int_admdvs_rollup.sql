@@ -9,6 +9,8 @@ with regions as (
 codes as (
     select admdvs from regions
     union
+    select insuplc_admdvs from {{ ref('stg_platform__psn_insu') }}
+    union
     select insuplc_admdvs from {{ ref('stg_platform__setl') }}
     union
     select mdtrtarea_admvs from {{ ref('stg_platform__setl') }}

@@ -18,8 +18,8 @@ history as (
 
 months as (
     {{ month_spine(
-        "(select date_trunc('month', min(updt_time)) from changes)",
-        "(select date_trunc('month', max(updt_time)) from changes)"
+        "(select " ~ dbt.date_trunc('month', 'min(updt_time)') ~ " from changes)",
+        "(select " ~ dbt.date_trunc('month', 'max(updt_time)') ~ " from changes)"
     ) }}
 ),
 
@@ -36,8 +36,8 @@ at_month_end as (
         history.paus_insu_date
     from months
     inner join history
-        on history.valid_from < months.period + interval 1 month
-        and (history.valid_to is null or history.valid_to >= months.period + interval 1 month)
+        on history.valid_from < {{ dbt.dateadd('month', 1, 'months.period') }}
+        and (history.valid_to is null or history.valid_to >= {{ dbt.dateadd('month', 1, 'months.period') }})
 ),
 
 in_force as (
@@ -56,8 +56,8 @@ in_force as (
         end as scheme_group
     from at_month_end
     where psn_insu_stas = '1'
-        and (psn_insu_date is null or psn_insu_date < period + interval 1 month)
-        and (paus_insu_date is null or paus_insu_date >= period + interval 1 month)
+        and (psn_insu_date is null or psn_insu_date < {{ dbt.dateadd('month', 1, 'period') }})
+        and (paus_insu_date is null or paus_insu_date >= {{ dbt.dateadd('month', 1, 'period') }})
 ),
 
 final as (

@@ -14,6 +14,10 @@ insutypes as (
     select * from {{ ref('insutypes') }}
 ),
 
+rollup as (
+    select * from {{ ref('int_admdvs_rollup') }}
+),
+
 -- Every enrollment counts in its pooling region and in each region above it.
 by_type as (
     select
@@ -39,16 +43,13 @@ with_all as (
 
 rolled_up as (
     select
-        period,
-        insutype,
-        enrollment_rank,
-        unnest(list_distinct([
-            insuplc_admdvs,
-            {{ admdvs_prefecture('insuplc_admdvs') }},
-            {{ admdvs_province('insuplc_admdvs') }},
-            '{{ var("national_admdvs") }}'
-        ])) as admdvs
+        with_all.period,
+        with_all.insutype,
+        with_all.enrollment_rank,
+        rollup.admdvs
     from with_all
+    inner join rollup
+        on rollup.source_admdvs = with_all.insuplc_admdvs
 ),
 
 counted as (
@@ -72,7 +73,7 @@ pop_prefecture as (
         sum(resident_pop) as resident_pop
     from population
     where {{ admdvs_level('admdvs') }} in ('pooling_region', 'prefecture')
-    group by all
+    group by year, {{ admdvs_prefecture('admdvs') }}
 ),
 
 pop_province as (
@@ -81,7 +82,7 @@ pop_province as (
         {{ admdvs_province('admdvs') }} as admdvs,
         sum(resident_pop) as resident_pop
     from pop_prefecture
-    group by all
+    group by year, {{ admdvs_province('admdvs') }}
 ),
 
 pop_national as (
@@ -90,7 +91,7 @@ pop_national as (
         '{{ var("national_admdvs") }}' as admdvs,
         sum(resident_pop) as resident_pop
     from pop_province
-    group by all
+    group by year
 ),
 
 pop_all_levels as (
@@ -108,28 +109,42 @@ pop_all_levels as (
     select year, admdvs, resident_pop, 3 from pop_national
 ),
 
+pop_ranked as (
+    select
+        year,
+        admdvs,
+        resident_pop,
+        row_number() over (partition by year, admdvs order by precedence) as precedence_rank
+    from pop_all_levels
+),
+
 pop_best as (
     select
         year,
         admdvs,
         resident_pop
-    from pop_all_levels
-    qualify row_number() over (partition by year, admdvs order by precedence) = 1
+    from pop_ranked
+    where precedence_rank = 1
 ),
 
 -- The population of the period's year, else the latest year before it.
-with_pop as (
+with_pop_ranked as (
     select
         counted.*,
-        pop_best.resident_pop
+        pop_best.resident_pop,
+        row_number() over (
+            partition by counted.period, counted.admdvs, counted.insutype
+            order by pop_best.year desc nulls last
+        ) as year_rank
     from counted
     left join pop_best
         on pop_best.admdvs = counted.admdvs
         and pop_best.year <= extract(year from counted.period)
-    qualify row_number() over (
-        partition by counted.period, counted.admdvs, counted.insutype
-        order by pop_best.year desc nulls last
-    ) = 1
+),
+
+with_pop as (
+    select * from with_pop_ranked
+    where year_rank = 1
 ),
 
 final as (

@@ -15,7 +15,7 @@ rollup as (
 
 events as (
     select
-        cast(date_trunc('month', open_date) as date) as period,
+        cast({{ dbt.date_trunc('month', 'open_date') }} as date) as period,
         admdvs,
         case_source,
         1 as cases_opened,
@@ -27,7 +27,7 @@ events as (
     from cases
     union all
     select
-        cast(date_trunc('month', close_date) as date),
+        cast({{ dbt.date_trunc('month', 'close_date') }} as date),
         admdvs,
         case_source,
         0,
@@ -40,7 +40,7 @@ events as (
     where close_date is not null
     union all
     select
-        cast(date_trunc('month', recoveries.recovered_date) as date),
+        cast({{ dbt.date_trunc('month', 'recoveries.recovered_date') }} as date),
         recoveries.admdvs,
         coalesce(cases.case_source, 'self_inspection'),
         0,

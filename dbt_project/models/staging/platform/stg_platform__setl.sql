@@ -31,7 +31,7 @@ renamed as (
         begndate,
         enddate,
         setl_time,
-        cast(date_trunc('month', setl_time) as date) as period,
+        cast({{ dbt.date_trunc('month', 'setl_time') }} as date) as period,
         fixmedins_code,
         atddr_no,
         diag_code,
