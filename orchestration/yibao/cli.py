@@ -138,7 +138,13 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         rates = parse_overrides(args.defect)
         counts = generate(
-            settings.home, args.scale, args.months, args.provinces, args.seed, rates, args.format,
+            settings.home,
+            args.scale,
+            args.months,
+            args.provinces,
+            args.seed,
+            rates,
+            args.format,
             regions=args.regions,
         )
     except ValueError as exc:

@@ -450,6 +450,10 @@ def generate(
             dup.admdvs = np.full(len(dup), code, dtype=np.int32)
             dup.insutype = np.full(len(dup), RESIDENT, dtype=np.int8)
             dup.psn_type = np.where(dup.psn_type == 3, 3, 2).astype(np.int8)
+            # Enrolled again later than the first time (halfway to the window's start, no
+            # draw): the later enrollment is the duplicate, as the rule base judges it.
+            wait = np.maximum(1, (start - dup.insu_date).astype(np.int64) // 2)
+            dup.insu_date = dup.insu_date + wait.astype("timedelta64[D]")
             enrolled[code] = Persons.concat([enrolled[code], dup])
             truth.add("psn_insu", psn_numbers(dup.admdvs, dup.serial), "duplicate_enrollment")
         del originals  # else the first population stays in memory beside its copy
@@ -487,18 +491,21 @@ def generate(
     bar = _progress(len(periods) * len(groups), progress)
     for k, month in enumerate(periods):
         month_start = np.datetime64(month, "D")
-        for prov, codes in groups.items():
+        for prov, prov_codes in groups.items():
             people = people_of[prov]
-            rels = [batches.path("psn_insu", month, c, f"psn_insu-{c}-{month:%Y%m}") for c in codes]
+            rels = [
+                batches.path("psn_insu", month, c, f"psn_insu-{c}-{month:%Y%m}") for c in prov_codes
+            ]
             if k == 0:  # first period: full load, in slabs of persons
                 for part in _chunks(len(people)):
                     n = len(part)
-                    _by_region(batches, rels, codes, *_enrollment_table(
+                    _by_region(batches, rels, prov_codes, *_enrollment_table(
                         people.take(part), np.full(n, "1"), _never(n),
                         _timestamps(rng, month, n), ltc_codes,
                     ))  # fmt: skip
             else:
-                stop = np.flatnonzero(active[prov] & (rng.random(len(people)) < MONTHLY_TERMINATION))
+                leaving = rng.random(len(people)) < MONTHLY_TERMINATION
+                stop = np.flatnonzero(active[prov] & leaving)
                 active[prov][stop] = False
                 updt = _timestamps(rng, month, len(stop))
                 ended = people.take(stop)
@@ -506,10 +513,10 @@ def generate(
                     ended, np.full(len(stop), "4"), updt.astype("datetime64[D]"), updt, ltc_codes
                 )
                 per_region = np.bincount(
-                    np.searchsorted(codes, people.admdvs), minlength=len(codes)
+                    np.searchsorted(prov_codes, people.admdvs), minlength=len(prov_codes)
                 )
                 n_new = rng.binomial(per_region, MONTHLY_NEW)
-                new = draw(rng, np.repeat(codes, n_new), int(n_new.sum()), serial, month_start,
+                new = draw(rng, np.repeat(prov_codes, n_new), int(n_new.sum()), serial, month_start,
                            share_of_adults)  # fmt: skip
                 new.insu_date = np.full(len(new), month_start)
                 serial += len(new)
@@ -521,7 +528,7 @@ def generate(
                 )  # fmt: skip
                 order = np.argsort(np.concatenate([ended_at, joined_at]), kind="stable")
                 _by_region(
-                    batches, rels, codes,
+                    batches, rels, prov_codes,
                     pa.concat_tables([ended_table, joined_table]).take(pa.array(order)),
                     np.concatenate([ended_at, joined_at])[order],
                 )  # fmt: skip
@@ -534,9 +541,9 @@ def generate(
 
             basic = active[prov] & np.isin(people.insutype, [EMPLOYEE, RESIDENT])
             counts_now = np.bincount(
-                np.searchsorted(codes, people.admdvs[basic]), minlength=len(codes)
+                np.searchsorted(prov_codes, people.admdvs[basic]), minlength=len(prov_codes)
             )
-            for code, count in zip(codes, counts_now, strict=True):
+            for code, count in zip(prov_codes, counts_now, strict=True):
                 insured[(code, k)] = int(count)
             # A big province's month is drawn in slabs of persons: memory stays bounded at
             # any tier, and persons' visits do not depend on each other.
@@ -572,10 +579,11 @@ def generate(
     bar.close()
 
     ltc_members: dict[int, int] = {}
-    for prov, codes in groups.items():
+    for prov, prov_codes in groups.items():
         people = people_of[prov]
-        at = np.searchsorted(codes, people.admdvs[_in_ltc(people, ltc_codes)])
-        ltc_members.update(zip(codes, np.bincount(at, minlength=len(codes)).tolist(), strict=True))
+        at = np.searchsorted(prov_codes, people.admdvs[_in_ltc(people, ltc_codes)])
+        members = np.bincount(at, minlength=len(prov_codes)).tolist()
+        ltc_members.update(zip(prov_codes, members, strict=True))
     _ledger(rng, batches, periods, region_codes, ltc, pa.concat_tables(spent), ltc_members)
     _cases(rng, batches, periods, institutions, insured, abused)
     batches.shutdown()

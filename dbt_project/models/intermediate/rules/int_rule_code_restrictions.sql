@@ -1,0 +1,48 @@
+{#- Each settlement's diagnosis and procedure matched against the restricted ranges of
+    the terminology (sex- and age-specific chapters, blocks and categories). A code
+    matches a range when its prefix of the range's length lies between the range's
+    ends, so `C61`, `C61.x00` and `C61X00` all fall in C60-C63. -#}
+with settlements as (
+    select * from {{ ref('int_rule_settlements') }}
+),
+
+ranges as (
+    select * from {{ ref('dim_code_ranges') }}
+    where restriction is not null
+),
+
+codes as (
+    select
+        setl_id,
+        'diagnosis' as code_system,
+        diag_code as code,
+        diag_norm as code_norm
+    from settlements
+    where diag_norm is not null
+    union all
+    select
+        setl_id,
+        'procedure',
+        oprn_oprt_code,
+        oprn_norm
+    from settlements
+    where oprn_norm is not null
+),
+
+final as (
+    select
+        codes.setl_id,
+        codes.code_system,
+        codes.code,
+        ranges.range_id,
+        ranges.restriction,
+        ranges.sex,
+        ranges.age_min,
+        ranges.age_max
+    from codes
+    inner join ranges
+        on ranges.code_system = codes.code_system
+        and substr(codes.code_norm, 1, ranges.code_length) between ranges.code_from and ranges.code_to
+)
+
+select * from final

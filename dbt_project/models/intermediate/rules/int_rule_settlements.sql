@@ -1,0 +1,54 @@
+{#- The settlements the rule base judges: every effective settlement (not reversed in
+    full), with the patient's sex and age at admission, normalised diagnosis and
+    procedure codes, and the amounts as delivered (for the identity checks) beside the
+    funds paid net of reversals (for suspect amounts). -#}
+with netted as (
+    select * from {{ ref('int_settlements_netted') }}
+    where is_effective
+),
+
+delivered as (
+    select * from {{ ref('stg_platform__setl') }}
+    where not is_reversal
+),
+
+final as (
+    select
+        netted.setl_id,
+        netted.psn_no,
+        netted.person_key,
+        netted.gend,
+        -- Completed years at admission, in portable SQL (no age() function everywhere).
+        extract(year from netted.begndate) - extract(year from netted.brdy)
+            - case
+                when extract(month from netted.begndate) * 100 + extract(day from netted.begndate)
+                    < extract(month from netted.brdy) * 100 + extract(day from netted.brdy)
+                    then 1
+                else 0
+            end as age_years,
+        netted.insutype,
+        netted.med_type,
+        netted.is_inpatient,
+        netted.begndate,
+        netted.enddate,
+        {{ dbt.datediff('netted.begndate', 'netted.enddate', 'day') }} as stay_days,
+        netted.period,
+        netted.fixmedins_code,
+        netted.atddr_no,
+        netted.diag_code,
+        netted.oprn_oprt_code,
+        {{ normalise_code('netted.diag_code') }} as diag_norm,
+        {{ normalise_code('netted.oprn_oprt_code') }} as oprn_norm,
+        netted.insuplc_admdvs,
+        netted.mdtrtarea_admvs,
+        netted.fund_pay_sumamt,
+        delivered.medfee_sumamt as delivered_medfee_sumamt,
+        delivered.fund_pay_sumamt as delivered_fund_pay_sumamt,
+        delivered.hifp_pay + delivered.cvlserv_pay + delivered.hifes_pay + delivered.hifmi_pay
+            + delivered.hifob_pay + delivered.maf_pay + delivered.oth_pay as delivered_funds_total
+    from netted
+    inner join delivered
+        on delivered.setl_id = netted.setl_id
+)
+
+select * from final

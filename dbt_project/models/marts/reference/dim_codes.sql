@@ -1,0 +1,62 @@
+{#- Every diagnosis and procedure code met on a settlement, with its chapter in the
+    terminology and whether a sex or age restriction applies to it. -#}
+with settlements as (
+    select * from {{ ref('stg_platform__setl') }}
+),
+
+ranges as (
+    select * from {{ ref('dim_code_ranges') }}
+),
+
+codes as (
+    select distinct
+        'diagnosis' as code_system,
+        diag_code as code,
+        {{ normalise_code('diag_code') }} as code_norm
+    from settlements
+    where diag_code is not null
+    union
+    select distinct
+        'procedure',
+        oprn_oprt_code,
+        {{ normalise_code('oprn_oprt_code') }}
+    from settlements
+    where oprn_oprt_code is not null
+),
+
+matched as (
+    select
+        codes.code_system,
+        codes.code,
+        ranges.level,
+        ranges.range_id,
+        ranges.name_en,
+        ranges.name_zh,
+        ranges.restriction
+    from codes
+    inner join ranges
+        on ranges.code_system = codes.code_system
+        and substr(codes.code_norm, 1, ranges.code_length) between ranges.code_from and ranges.code_to
+),
+
+final as (
+    select
+        codes.code_system,
+        codes.code,
+        codes.code_norm,
+        max(case when matched.level = 'chapter' then matched.range_id end) as chapter,
+        max(case when matched.level = 'chapter' then matched.name_en end) as chapter_name_en,
+        max(case when matched.level = 'chapter' then matched.name_zh end) as chapter_name_zh,
+        max(matched.restriction) as restriction,
+        count(matched.restriction) > 0 as is_restricted
+    from codes
+    left join matched
+        on matched.code_system = codes.code_system
+        and matched.code = codes.code
+    group by
+        codes.code_system,
+        codes.code,
+        codes.code_norm
+)
+
+select * from final
