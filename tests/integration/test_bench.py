@@ -46,6 +46,9 @@ def test_bench_writes_a_consistent_report(home):
     )
     # The pandas baseline computed the same figures as the mart: the comparison is fair.
     assert report["pandas_matches_mart"] is True
+    # The rule base is timed apart and scored against the truth of the same files.
+    assert 0 < report["rules_s"] < report["phases"]["transform"]
+    assert report["rule_hits"] > 0 and 0 <= report["rules_min_precision"] <= 1
     assert report["machine"]["cores"] >= 1 and report["peak_rss_mb"] > 0
     assert {t["target"] for t in report["targets"]} >= {"dashboard p95 ≤ 1 s", "ratio_to_scan ≤ 15"}
     md = (home / "bench" / "report.md").read_text()

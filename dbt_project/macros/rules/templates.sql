@@ -100,6 +100,7 @@ inner join {{ ref('int_rule_fee_lines') }} as earlier
 inner join {{ ref('int_rule_settlements') }} as s
     on s.setl_id = later.setl_id
 where later.item_flag like 'imaging%'
+    and earlier.item_flag like 'imaging%'
     -- Two scans on the same day: the later settlement id is the repeat.
     and (earlier.service_date < later.service_date or earlier.setl_id < later.setl_id)
 group by s.setl_id, s.psn_no, s.period, s.mdtrtarea_admvs

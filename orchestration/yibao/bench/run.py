@@ -160,6 +160,21 @@ def _phase_of(step: str) -> str:
     return "transform"
 
 
+# The models of the rule base (#6): timed apart from the rest of the transform.
+RULE_MODELS = ("int_rule_", "rule_hits", "rule_catalog", "supervision_funnel_monthly")
+
+
+def rule_base_seconds(settings: Settings) -> float:
+    """Seconds dbt spent on the rule base's models in the last build of this home."""
+    results = json.loads((settings.home / "dbt" / "target" / "run_results.json").read_text())
+    return sum(
+        r["execution_time"]
+        for r in results["results"]
+        if r["unique_id"].startswith("model.")
+        and r["unique_id"].split(".")[-1].startswith(RULE_MODELS)
+    )
+
+
 def incremental_month(root: Path, landing: Path, scale: str) -> tuple[float, int]:
     """Transform seconds of the run that adds the last month to a warehouse built from
     the others, on the same files (hard links: nothing is copied); and the months."""
@@ -208,6 +223,7 @@ def bench(home: Path, scale: str) -> dict:
     for step, seconds in run.step_seconds.items():
         phases[_phase_of(step)] += seconds
     phases["orchestration"] = max(0.0, run.seconds - sum(phases.values()))
+    rules_s = rule_base_seconds(settings)
     rerun = run_pipeline(settings, announce=lambda _line: None)
     if not rerun.result.success:
         raise RuntimeError(f"the re-run failed during the benchmark; see {rerun.log_path}")
@@ -226,6 +242,9 @@ def bench(home: Path, scale: str) -> dict:
     )
     con.close()
     latency = dashboard_latency(live)
+    from yibao.rules import measure
+
+    scores = measure(settings)
 
     rows = sum(counts.values())
     end_to_end = run.seconds
@@ -256,6 +275,12 @@ def bench(home: Path, scale: str) -> dict:
         "incremental_month_s": round(incremental_s, 3),
         # The month's share of a full build's transform (target: the increment ≤ 1.5×).
         "incremental_month_ratio": round(incremental_s / (phases["transform"] / n_months), 2),
+        # The rule base alone (its models' dbt time within the transform), and per month.
+        "rules_s": round(rules_s, 3),
+        "rules_month_s": round(rules_s / n_months, 3),
+        "rule_hits": sum(sc.hits for sc in scores),
+        "rules_min_precision": round(min(sc.precision for sc in scores), 4),
+        "rules_min_recall": round(min(sc.recall for sc in scores if sc.recall is not None), 4),
         "dashboard_query_p50_ms": round(latency["p50"], 2),
         "dashboard_query_p95_ms": round(latency["p95"], 2),
         "notes": [
@@ -339,6 +364,8 @@ def render_markdown(r: dict) -> str:
         f"| **end to end** | **{r['end_to_end_s']:.2f}** |",
         f"| re-run, nothing new | {r['rerun_unchanged_s']:.2f} |",
         f"| transform of a month added later | {r['incremental_month_s']:.2f} |",
+        f"| rule base (within transform; per month {r['rules_month_s']:.2f}) "
+        f"| {r['rules_s']:.2f} |",
         "",
         "| figure | value |",
         "|---|---:|",
@@ -351,6 +378,8 @@ def render_markdown(r: dict) -> str:
         f"| pandas ÷ (ingest + transform) | {r['pandas_ratio']:.2f} |",
         f"| pandas figures equal the mart | {r['pandas_matches_mart']} |",
         f"| month added ÷ its share of a full transform | {r['incremental_month_ratio']:.2f} |",
+        f"| rule hits; lowest precision / recall against the truth | {r['rule_hits']:,}; "
+        f"{r['rules_min_precision']:.3f} / {r['rules_min_recall']:.3f} |",
         f"| dashboard query p50 / p95 (ms) | {r['dashboard_query_p50_ms']:.1f} / "
         f"{r['dashboard_query_p95_ms']:.1f} |",
         "",
