@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", help='e.g. "select count(*) from marts.coverage_monthly"')
 
     sub.add_parser(
+        "rollback", parents=[home_parent], help="make the previous published version live again"
+    )
+    sub.add_parser(
         "serve", parents=[home_parent], help="serve the Dagster UI and Superset until stopped"
     )
     dash = sub.add_parser("dashboards", parents=[home_parent], help="dashboards as code")
@@ -195,12 +198,19 @@ def _report_run(result, seconds: float) -> int:
     if len(problems) > MAX_PROBLEM_LINES:
         more = len(problems) - MAX_PROBLEM_LINES
         print(f"  ... {more} more lines: see ops.quarantine and ops.batches")
+    import dagster as dg
+
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    for e in failed:
+        if e.severity == dg.AssetCheckSeverity.WARN:  # recorded in marts.dq_results too
+            print(f"  warning: {e.asset_check_key.name} on {e.asset_key.to_user_string()}: "
+                  f"{e.description}")  # fmt: skip
     if result.success:
         return 0
     reasons = [
         f"check {e.asset_check_key.name} on {e.asset_key.to_user_string()} failed: {e.description}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
+        for e in failed
+        if e.severity == dg.AssetCheckSeverity.ERROR
     ]
     if not reasons:
         reasons = [
@@ -317,6 +327,19 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    from yibao.pipeline import PipelineBusy, RunLock
+    from yibao.publish import NothingPublished, rollback
+
+    try:
+        with RunLock(settings.run_lock):  # never while a run may publish
+            back = rollback(settings)
+    except (NothingPublished, PipelineBusy) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"live warehouse is now {back.version}")
+    return 0
+
+
 def cmd_prepare(settings: Settings, args: argparse.Namespace) -> int:
     settings.export_env()
     from yibao.dbt import ensure_manifest
@@ -332,6 +355,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "dashboards": cmd_dashboards,
     "bench": cmd_bench,
+    "rollback": cmd_rollback,
     "prepare": cmd_prepare,
 }
 

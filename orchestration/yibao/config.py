@@ -109,3 +109,16 @@ class Settings:
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ.setdefault("DBT_LOG_PATH", str(self.logs / "dbt"))
         ensure_venv_on_path()
+
+
+def pause_for_crash_test(point: str, home: Path) -> None:
+    """Crash tests only: when YIBAO_PAUSE_AT names this point, say so in
+    `<home>/run/paused-<point>` and wait there to be killed (kill -9 at a known step)."""
+    if os.environ.get("YIBAO_PAUSE_AT") != point:
+        return
+    import time
+
+    marker = home / "run" / f"paused-{point}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))
+    time.sleep(3600)

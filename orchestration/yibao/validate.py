@@ -25,6 +25,7 @@ class ExpectationOutcome:
     unexpected_count: int | None
     unexpected_percent: float | None
     observed_value: str | None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class SuiteOutcome:
                 if f.unexpected_count
                 else f"observed {f.observed_value}"
             )
-            parts.append(f"{where}{f.expectation} failed, {detail}")
+            what = f"{f.expectation} ({f.description})" if f.description else f.expectation
+            parts.append(f"{where}{what} failed, {detail}")
         return "; ".join(parts)
 
 
@@ -84,6 +86,7 @@ def validate_relation(db_path: Path, relation: str, expectations: list) -> Suite
                 unexpected_count=res.get("unexpected_count"),
                 unexpected_percent=res.get("unexpected_percent"),
                 observed_value=None if observed is None else str(observed),
+                description=getattr(config, "description", None),
             )
         )
     # Release the file: DuckDB allows one writer, and the next step (or the next run
@@ -91,3 +94,54 @@ def validate_relation(db_path: Path, relation: str, expectations: list) -> Suite
     batch.data.execution_engine.engine.dispose()
     datasource.get_engine().dispose()
     return SuiteOutcome(relation, relation, bool(result.success), outcomes)
+
+
+DQ_RESULTS_DDL = """
+create table if not exists marts.dq_results (
+    run_id varchar,
+    suite varchar,
+    relation varchar,
+    blocking boolean,
+    expectation varchar,
+    column_name varchar,
+    description varchar,
+    success boolean,
+    unexpected_count bigint,
+    unexpected_percent double,
+    observed_value varchar,
+    checked_at timestamp
+)
+"""
+
+
+def record_results(settings, run_id: str, suite, outcome: SuiteOutcome) -> None:
+    """Append one row per expectation to marts.dq_results in the build database (a log
+    of every run, published with the marts, kept when a run is blocked)."""
+    import duckdb
+
+    con = duckdb.connect(str(settings.build_db), config=settings.duckdb_config())
+    try:
+        con.execute("create schema if not exists marts")
+        con.execute(DQ_RESULTS_DDL)
+        con.executemany(
+            "insert into marts.dq_results values "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+            [
+                (
+                    run_id,
+                    suite.name,
+                    suite.relation,
+                    suite.blocking,
+                    r.expectation,
+                    r.column,
+                    r.description,
+                    r.success,
+                    r.unexpected_count,
+                    r.unexpected_percent,
+                    r.observed_value,
+                )
+                for r in outcome.results
+            ],
+        )
+    finally:
+        con.close()

@@ -167,10 +167,17 @@ def test_rerun_without_new_files_publishes_same_figures(published):
     assert _sql(published, "select sum(insured_persons) as s from marts.coverage_monthly") == before
 
 
+FIGURE_TABLES = ("coverage_monthly", "settlement_monthly", "fund_balance_monthly",
+                 "cross_province_settlement_monthly", "rule_hits")  # fmt: skip
+
+
 def test_failing_expectation_blocks_publication(published):
     """Population cut to a tenth: coverage above 1.05 fails the GE suite; live figures stay."""
     live_before = (published / "warehouse" / "live.duckdb").resolve()
     figures_before = _sql(published, "select * from marts.coverage_monthly order by all")
+    all_before = {
+        t: _sql(published, f"select * from marts.{t} order by all") for t in FIGURE_TABLES
+    }
     pop = next((published / "landing" / "population").rglob("*.csv"))
     original = pop.read_bytes()
     table = pacsv.read_csv(pop)
@@ -187,10 +194,20 @@ def test_failing_expectation_blocks_publication(published):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, proc.stderr
         assert "live warehouse unchanged" in lines[0] and "coverage_rate" in lines[0]
-        assert (published / "warehouse" / "live.duckdb").resolve() == live_before
-        assert (
-            _sql(published, "select * from marts.coverage_monthly order by all") == figures_before
+        # Every live figure stays; the reason it did not move is published beside it.
+        for table in FIGURE_TABLES:
+            assert (
+                _sql(published, f"select * from marts.{table} order by all") == (all_before[table])
+            ), table
+        failed = _sql(
+            published,
+            "select suite, column_name, blocking from marts.dq_results where not success "
+            "and run_id = (select run_id from marts.dq_results order by checked_at desc limit 1)",
         )
+        assert {"suite": "marts__coverage_monthly", "column_name": "coverage_rate",
+                "blocking": True} in failed  # fmt: skip
+        assert (published / "warehouse" / "live.duckdb").resolve() != live_before
+        assert _sql(published, "select kind from ops.publication") == [{"kind": "results_only"}]
     finally:
         pop.write_bytes(original)
     run_yibao(published, "run")  # the corrected batch publishes again

@@ -2,7 +2,15 @@ import duckdb
 import pytest
 
 from yibao.config import Settings
-from yibao.publish import KEEP_VERSIONS, NothingPublished, connect_live, live_version_path, publish
+from yibao.publish import (
+    KEEP_VERSIONS,
+    NothingPublished,
+    connect_live,
+    live_version_path,
+    publish,
+    publish_results,
+    rollback,
+)
 
 
 def _build(settings: Settings, value: int) -> None:
@@ -50,3 +58,53 @@ def test_old_versions_are_pruned(home):
     versions = sorted(settings.versions_dir.glob("*.duckdb"))
     assert len(versions) == KEEP_VERSIONS
     assert settings.live_db.resolve() == versions[-1]
+
+
+def _dq(settings: Settings, run: str) -> None:
+    con = duckdb.connect(str(settings.build_db))
+    con.execute("create table if not exists marts.dq_results (run_id varchar, success boolean)")
+    con.execute("insert into marts.dq_results values ($r, false)", {"r": run})
+    con.close()
+
+
+def _live_figure(settings: Settings) -> int:
+    return connect_live(settings).execute("select v from marts.figure").fetchone()[0]
+
+
+def test_a_blocked_run_publishes_its_results_but_no_figure(home):
+    settings = Settings(home=home)
+    _build(settings, 1)
+    publish(settings)
+    _build(settings, 2)  # a run built new figures, then a blocking check failed
+    _dq(settings, "blocked-run")
+    copy = publish_results(settings)
+    assert copy is not None and settings.live_db.resolve() == copy.path
+    assert _live_figure(settings) == 1
+    runs = connect_live(settings).execute("select run_id from marts.dq_results").fetchall()
+    assert runs == [("blocked-run",)]
+
+
+def test_rollback_returns_to_the_previous_figures_past_result_copies(home):
+    settings = Settings(home=home)
+    _build(settings, 1)
+    publish(settings)
+    _build(settings, 2)
+    publish(settings)
+    _dq(settings, "blocked")
+    publish_results(settings)  # a copy of figures 2
+    back = rollback(settings)
+    assert _live_figure(settings) == 1 and settings.live_db.resolve() == back.path
+    with pytest.raises(NothingPublished, match="no earlier"):
+        rollback(settings)
+
+
+def test_result_copies_do_not_push_out_the_versions_rollback_needs(home):
+    settings = Settings(home=home)
+    for i in range(KEEP_VERSIONS):
+        _build(settings, i)
+        publish(settings)
+    for _ in range(KEEP_VERSIONS + 1):
+        publish_results(settings)
+    for _ in range(KEEP_VERSIONS - 1):
+        rollback(settings)
+    assert _live_figure(settings) == 0

@@ -36,6 +36,8 @@ TARGETS = {
     "generate_settlements_per_s": 200_000,
     # Adding a month costs at most this multiple of the month's share of a full rebuild.
     "incremental_month_ratio": 1.5,
+    # Great Expectations validation at most this share of a run (#7).
+    "validate_share": 0.15,
 }
 DASHBOARD_REPEATS = 20
 
@@ -263,6 +265,7 @@ def bench(home: Path, scale: str) -> dict:
         "end_to_end_s": round(end_to_end, 3),
         "rerun_unchanged_s": round(rerun.seconds, 3),
         "rows_per_s": round(rows / end_to_end, 1),
+        "validate_share": round(phases["validate"] / end_to_end, 3),
         "peak_rss_mb": _peak_rss_mb(),
         "baseline_scan_s": round(scan_s, 4),
         "ratio_to_scan": round(end_to_end / scan_s, 1),
@@ -304,6 +307,11 @@ def _judge(report: dict) -> list[dict]:
             report["dashboard_query_p95_ms"] <= TARGETS["dashboard_query_p95_ms"],
         ),
         ("ratio_to_scan ≤ 15", report["ratio_to_scan"] <= TARGETS["ratio_to_scan"]),
+        (
+            "validation ≤ 15% of a run",
+            report["validate_share"] <= TARGETS["validate_share"],
+            "each suite pays Great Expectations' context and SQL data source set-up",
+        ),
         (
             "ingest ≤ 2× bare scan",
             report["ingest_ratio_to_scan"] <= TARGETS["ingest_ratio_to_scan"],
@@ -370,6 +378,7 @@ def render_markdown(r: dict) -> str:
         "| figure | value |",
         "|---|---:|",
         f"| rows per second | {r['rows_per_s']:,.0f} |",
+        f"| validation share of the run | {r['validate_share']:.1%} |",
         f"| peak RSS (MB) | {r['peak_rss_mb']:,.0f} |",
         f"| bare DuckDB scan (s) | {r['baseline_scan_s']:.3f} |",
         f"| ratio to scan | {r['ratio_to_scan']:,.1f} |",
