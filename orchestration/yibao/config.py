@@ -53,6 +53,11 @@ class Settings:
 
     # -- folders -----------------------------------------------------------
     @property
+    def quality(self) -> Path:
+        """Great Expectations' project: every run's results and the Data Docs site."""
+        return self.home / "quality"
+
+    @property
     def landing(self) -> Path:
         return self.home / "landing"
 

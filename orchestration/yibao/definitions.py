@@ -134,7 +134,9 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
         from yibao.validate import record_results, validate_relation
 
         settings = _settings()
-        outcome = validate_relation(settings.build_db, suite.relation, suite.build())
+        outcome = validate_relation(
+            settings.build_db, suite.relation, suite.build(), docs_root=settings.quality
+        )
         # Every result, passed or not, blocking or not, goes to marts.dq_results.
         record_results(settings, context.run.run_id, suite, outcome)
         pause_for_crash_test("validate", settings.home)

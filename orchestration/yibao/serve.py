@@ -55,6 +55,10 @@ class Endpoints:
     def docs_url(self) -> str:
         return f"http://{self.bind}:{self.docs_port}/static_index.html"
 
+    @property
+    def quality_url(self) -> str:
+        return f"http://{self.bind}:{self.docs_port}/quality/index.html"
+
 
 def run_dir(settings: Settings) -> Path:
     return settings.home / "run"
@@ -85,6 +89,14 @@ def build_dbt_docs(settings: Settings) -> Path:
     ]  # fmt: skip
     with (settings.logs / "dbt-docs-generate.log").open("w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=project)
+    # Great Expectations' Data Docs (rebuilt by every run's checks) served beside it.
+    from yibao.validate import quality_site
+
+    site = quality_site(settings.quality)
+    site.mkdir(parents=True, exist_ok=True)
+    link = out / "quality"
+    if not link.is_symlink():
+        link.symlink_to(site, target_is_directory=True)
     return out / "static_index.html"
 
 
@@ -267,6 +279,7 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
         "dagster_url": endpoints.dagster_url,
         "superset_url": endpoints.superset_url,
         "docs_url": endpoints.docs_url,
+        "quality_url": endpoints.quality_url,
         "admin_password": password_source,
     }
     try:
@@ -296,5 +309,6 @@ def describe(state: dict) -> str:
         f"Superset:    {state['superset_url']}/superset/dashboard/coverage/ "
         f"(user admin, password in {state['admin_password']})\n"
         f"dbt docs:    {state.get('docs_url', '-')}\n"
+        f"Data Docs:   {state.get('quality_url', '-')} (Great Expectations results)\n"
         f"stop with Ctrl-C, or: kill {state['pid']}"
     )

@@ -53,16 +53,24 @@ class SuiteOutcome:
         return "; ".join(parts)
 
 
-def validate_relation(db_path: Path, relation: str, expectations: list) -> SuiteOutcome:
-    """Validate one `schema.table` of the DuckDB file against a list of expectations."""
-    import great_expectations as gx
+def validate_relation(
+    db_path: Path, relation: str, expectations: list, docs_root: Path | None = None
+) -> SuiteOutcome:
+    """Validate one `schema.table` of the DuckDB file against a list of expectations.
 
-    schema, table = relation.split(".", 1)
+    docs_root: a file-backed GE project there keeps every run's validation results and
+    rebuilds its Data Docs site (`quality_site`); without it, nothing is written.
+    """
+    import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
+    schema, table = relation.split(".", 1)
+    if docs_root is None:
+        context = gx.get_context(mode="ephemeral")
+    else:
+        context = gx.get_context(mode="file", project_root_dir=str(docs_root))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    datasource = context.data_sources.add_sql(
+    datasource = context.data_sources.add_or_update_sql(
         name="warehouse",
         connection_string=f"duckdb:///{db_path}",
         # GE hands connections back to the pool before fetching; the pool's reset
@@ -70,9 +78,31 @@ def validate_relation(db_path: Path, relation: str, expectations: list) -> Suite
         kwargs={"pool_reset_on_return": None, "connect_args": {"read_only": True}},
     )
     asset = datasource.add_table_asset(name=relation, table_name=table, schema_name=schema)
-    batch = asset.add_batch_definition_whole_table("whole").get_batch()
+    batch_definition = asset.add_batch_definition_whole_table("whole")
     suite = gx.ExpectationSuite(name=relation, expectations=expectations)
-    result = batch.validate(suite)
+    try:
+        if docs_root is None:
+            result = batch_definition.get_batch().validate(suite)
+        else:
+            from great_expectations.checkpoint import UpdateDataDocsAction
+
+            suite = context.suites.add_or_update(suite)
+            definition = context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=relation, data=batch_definition, suite=suite)
+            )
+            checkpoint = context.checkpoints.add_or_update(
+                gx.Checkpoint(
+                    name=relation,
+                    validation_definitions=[definition],
+                    actions=[UpdateDataDocsAction(name="data_docs")],
+                )
+            )
+            result = next(iter(checkpoint.run().run_results.values()))
+    finally:
+        # Release the file: DuckDB allows one writer, and the next step (or the next run
+        # in this process) may write. GE keeps a second engine for execution: close both.
+        datasource.get_execution_engine().engine.dispose()
+        datasource.get_engine().dispose()
     outcomes = []
     for r in result.results:
         config = r.expectation_config
@@ -89,11 +119,12 @@ def validate_relation(db_path: Path, relation: str, expectations: list) -> Suite
                 description=getattr(config, "description", None),
             )
         )
-    # Release the file: DuckDB allows one writer, and the next step (or the next run
-    # in this process) may write. GE keeps a second engine for execution: close both.
-    batch.data.execution_engine.engine.dispose()
-    datasource.get_engine().dispose()
     return SuiteOutcome(relation, relation, bool(result.success), outcomes)
+
+
+def quality_site(docs_root: Path) -> Path:
+    """Where the Data Docs site of a file-backed GE project is (index.html inside)."""
+    return docs_root / "gx" / "uncommitted" / "data_docs" / "local_site"
 
 
 DQ_RESULTS_DDL = """

@@ -114,6 +114,14 @@ def test_dbt_docs_describe_the_published_columns_in_english_and_chinese(served):
     assert (served["home"] / "dbt" / "docs" / "static_index.html").exists()
 
 
+def test_data_docs_show_every_suite_of_the_last_run(served):
+    """Great Expectations' Data Docs, rebuilt by the run's checks, served beside dbt's."""
+    page = requests.get(served["state"]["quality_url"], timeout=30)
+    assert page.status_code == 200
+    for relation in ("marts.coverage_monthly", "marts.fund_balance_monthly", "raw.setl"):
+        assert relation in page.text, relation
+
+
 def test_dashboard_renders_every_chart_in_chromium(served):
     base = served["state"]["superset_url"]
     driver = make_driver()
