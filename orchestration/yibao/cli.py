@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -106,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "serve", parents=[home_parent], help="serve the Dagster UI and Superset until stopped"
     )
+    users = sub.add_parser("users", parents=[home_parent], help="Superset users and roles")
+    users_sub = users.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    users_sub.required = True
+    add = users_sub.add_parser(
+        "add", parents=[home_parent], help="create or update a user with a Yibao role"
+    )
+    add.add_argument("--username", required=True)
+    add.add_argument(
+        "--password",
+        help="at least 12 characters; default: the YIBAO_USER_PASSWORD environment variable",
+    )
+    add.add_argument("--role", required=True, choices=["national", "provincial", "analyst"])
+    add.add_argument("--province", help="2-digit province prefix for --role provincial, e.g. 37")
     dash = sub.add_parser("dashboards", parents=[home_parent], help="dashboards as code")
     dash_sub = dash.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     dash_sub.required = True
@@ -327,6 +341,22 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    from yibao.superset.users import UserError, add_user
+
+    password = args.password or os.environ.get("YIBAO_USER_PASSWORD")
+    if not password:
+        raise CliError("users add: give --password or set YIBAO_USER_PASSWORD")
+    try:
+        role = add_user(settings, args.username, password, args.role, args.province)
+    except UserError as exc:
+        raise CliError(f"users add: {exc}") from exc
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"user {args.username} has role {role}")
+    return 0
+
+
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     from yibao.pipeline import PipelineBusy, RunLock
     from yibao.publish import NothingPublished, rollback
@@ -356,6 +386,7 @@ COMMANDS = {
     "dashboards": cmd_dashboards,
     "bench": cmd_bench,
     "rollback": cmd_rollback,
+    "users": cmd_users,
     "prepare": cmd_prepare,
 }
 

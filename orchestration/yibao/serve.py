@@ -289,6 +289,9 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
         wait_http(f"{endpoints.superset_url}/health", supervisor, timeout=180)
         client = SupersetClient(endpoints.superset_url, ADMIN_USERNAME, password)
         import_bundle(client, settings)
+        from yibao.superset.users import refresh_row_level_security
+
+        refresh_row_level_security(settings)  # provincial roles filter the datasets just imported
         wait_http(f"{endpoints.dagster_url}/server_info", supervisor, timeout=180)
         wait_http(endpoints.docs_url, supervisor, timeout=30)
         print(describe(state), flush=True)
@@ -306,7 +309,7 @@ def serve(settings: Settings, endpoints: Endpoints, *, once: bool = False) -> in
 def describe(state: dict) -> str:
     return (
         f"Dagster UI:  {state['dagster_url']}\n"
-        f"Superset:    {state['superset_url']}/superset/dashboard/coverage/ "
+        f"Superset:    {state['superset_url']}/superset/dashboard/overview/ "
         f"(user admin, password in {state['admin_password']})\n"
         f"dbt docs:    {state.get('docs_url', '-')}\n"
         f"Data Docs:   {state.get('quality_url', '-')} (Great Expectations results)\n"

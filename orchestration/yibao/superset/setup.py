@@ -137,9 +137,7 @@ def _run_python(settings: Settings, script: str, extra_env: dict[str, str], log:
     with log.open("a") as out:
         proc = subprocess.run([sys.executable, "-c", script], env=env, stdout=out, stderr=out)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"setting up the Superset admin failed (exit {proc.returncode}); see {log}"
-        )
+        raise RuntimeError(f"a Superset set-up step failed (exit {proc.returncode}); see {log}")
 
 
 def _superset(settings: Settings, *args: str, log: Path) -> None:

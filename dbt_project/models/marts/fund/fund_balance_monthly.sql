@@ -103,7 +103,9 @@ final as (
             as balance_identity_holds,
         windowed.previous_bal_close is null or windowed.bal_open = windowed.previous_bal_close
             as balance_continuous,
-        windowed.ledger_lines
+        windowed.ledger_lines,
+        -- Dashboards show "the latest month" without a sub-query (Superset refuses them).
+        windowed.period = max(windowed.period) over () as is_latest_period
     from windowed
     inner join (select distinct admdvs, admdvs_level, admdvs_name_zh, admdvs_name_en from rollup) as levels
         on levels.admdvs = windowed.admdvs
