@@ -155,6 +155,7 @@ final as (
         regions.name_zh as admdvs_name_zh,
         regions.name_en as admdvs_name_en,
         {{ admdvs_province('with_pop.admdvs') }} as province_admdvs,
+        provinces.iso_3166_2 as province_iso_3166_2,
         with_pop.insutype,
         insutypes.name_en as insutype_name_en,
         insutypes.name_zh as insutype_name_zh,
@@ -163,10 +164,14 @@ final as (
         with_pop.duplicate_enrollments,
         cast(with_pop.resident_pop as bigint) as resident_pop,
         cast(round(with_pop.insured_persons / nullif(with_pop.resident_pop, 0), 6) as double)
-            as coverage_rate
+            as coverage_rate,
+        -- Dashboards show "the latest month" without a sub-query (Superset refuses them).
+        with_pop.period = max(with_pop.period) over () as is_latest_period
     from with_pop
     left join regions
         on regions.admdvs = with_pop.admdvs
+    left join regions as provinces
+        on provinces.admdvs = {{ admdvs_province('with_pop.admdvs') }}
     left join insutypes
         on insutypes.insutype = with_pop.insutype
 )

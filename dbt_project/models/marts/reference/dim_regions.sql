@@ -10,6 +10,7 @@ final as (
         name_en,
         level,
         parent_admdvs,
+        iso_3166_2,
         case
             when level = 'national' then null
             else {{ admdvs_province('admdvs') }}
