@@ -1,25 +1,14 @@
 {#- Which enrollments are in force at the end of each month: the enrollment changes
     become validity intervals (SCD2), and each interval is matched to the month ends
     it covers, so a month costs only the intervals that span it. -#}
-with changes as (
-    select * from {{ ref('stg_platform__psn_insu') }}
-),
-
-history as (
-    select
-        *,
-        updt_time as valid_from,
-        lead(updt_time) over (
-            partition by psn_no, insutype, insuplc_admdvs
-            order by updt_time, batch_path, line_no
-        ) as valid_to
-    from changes
+with history as (
+    select * from {{ ref('int_enrollment_history') }}
 ),
 
 months as (
     {{ month_spine(
-        "(select " ~ dbt.date_trunc('month', 'min(updt_time)') ~ " from changes)",
-        "(select " ~ dbt.date_trunc('month', 'max(updt_time)') ~ " from changes)"
+        "(select " ~ dbt.date_trunc('month', 'min(valid_from)') ~ " from history)",
+        "(select " ~ dbt.date_trunc('month', 'max(valid_from)') ~ " from history)"
     ) }}
 ),
 

@@ -77,6 +77,23 @@ def psn_numbers(admdvs: np.ndarray, serial: np.ndarray) -> pa.Array:
     return pa.array(admdvs.astype(np.int64) // 10_000 * 10**14 + serial).cast(pa.string())
 
 
+def _distinct_sequences(base: np.ndarray, region, brdy, male) -> np.ndarray:
+    """Certificate sequence slots (0..499) distinct among people drawn together who share
+    region, birth date and sex (a random draw repeats them: the birthday problem), so no
+    two persons get one certificate number. Each group starts at its first random draw."""
+    n = len(base)
+    order = np.lexsort((male, brdy.astype(np.int64), region))
+    r, b, m = region[order], brdy[order], male[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (b[1:] != b[:-1]) | (m[1:] != m[:-1])
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    rank = np.arange(n) - starts[group]
+    slots = np.empty(n, dtype=np.int64)
+    slots[order] = (base[order][starts[group]] + rank) % 500
+    return slots
+
+
 def certificate_numbers(cert_admdvs: np.ndarray, brdy: np.ndarray, seq: np.ndarray) -> pa.Array:
     """GB 11643 resident ID numbers: region, birth date, sequence and check character.
 
@@ -148,7 +165,7 @@ def draw(
     age_days = (age_years * 365.25).astype(np.int64)
     brdy = first - age_days.astype("timedelta64[D]")
     male = rng.random(n) < 0.51  # 7th census: 51.2% men
-    seq = rng.integers(0, 500, n) * 2 + male
+    seq = _distinct_sequences(rng.integers(0, 500, n), region, brdy, male) * 2 + male
     adult = age_years >= 18
     employee = adult & (age_years < 75) & (rng.random(n) < employee_share_of_adults)
     retired = age_years >= 60

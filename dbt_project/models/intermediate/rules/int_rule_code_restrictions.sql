@@ -42,7 +42,7 @@ final as (
     from codes
     inner join ranges
         on ranges.code_system = codes.code_system
-        and substr(codes.code_norm, 1, ranges.code_length) between ranges.code_from and ranges.code_to
+        and {{ code_in_range('codes.code_norm', 'ranges') }}
 )
 
 select * from final
