@@ -131,7 +131,7 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         from yibao.publish import publish_results
-        from yibao.validate import record_results, validate_relation
+        from yibao.validate import build_quality_site, record_results, validate_relation
 
         settings = _settings()
         outcome = validate_relation(
@@ -143,6 +143,7 @@ def _suite_check(suite: Suite) -> dg.AssetChecksDefinition:
         if suite.blocking and not outcome.success:
             # Figures stay as they were; the reason they did not move is published.
             publish_results(settings)
+            build_quality_site(settings.quality)
         return dg.AssetCheckResult(
             passed=outcome.success,
             severity=dg.AssetCheckSeverity.ERROR if suite.blocking else dg.AssetCheckSeverity.WARN,
@@ -171,8 +172,11 @@ def published_warehouse(
 ) -> dg.MaterializeResult:
     """The validated marts and ops relations, copied into a new version and made live atomically."""
     from yibao.publish import publish
+    from yibao.validate import build_quality_site
 
-    result = publish(_settings())
+    settings = _settings()
+    result = publish(settings)
+    build_quality_site(settings.quality)  # once a run, with every suite's result
     context.log.info(f"published version {result.version} ({result.tables} tables)")
     return dg.MaterializeResult(
         metadata={"version": result.version, "path": str(result.path), "tables": result.tables}

@@ -58,8 +58,8 @@ def validate_relation(
 ) -> SuiteOutcome:
     """Validate one `schema.table` of the DuckDB file against a list of expectations.
 
-    docs_root: a file-backed GE project there keeps every run's validation results and
-    rebuilds its Data Docs site (`quality_site`); without it, nothing is written.
+    docs_root: a file-backed GE project there keeps the validation results (the site is
+    built by `build_quality_site`); without it, nothing is written.
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -84,18 +84,13 @@ def validate_relation(
         if docs_root is None:
             result = batch_definition.get_batch().validate(suite)
         else:
-            from great_expectations.checkpoint import UpdateDataDocsAction
-
             suite = context.suites.add_or_update(suite)
             definition = context.validation_definitions.add_or_update(
                 gx.ValidationDefinition(name=relation, data=batch_definition, suite=suite)
             )
             checkpoint = context.checkpoints.add_or_update(
-                gx.Checkpoint(
-                    name=relation,
-                    validation_definitions=[definition],
-                    actions=[UpdateDataDocsAction(name="data_docs")],
-                )
+                # The result is stored; the site is rebuilt once a run (build_quality_site).
+                gx.Checkpoint(name=relation, validation_definitions=[definition], actions=[])
             )
             result = next(iter(checkpoint.run().run_results.values()))
     finally:
@@ -125,6 +120,28 @@ def validate_relation(
 def quality_site(docs_root: Path) -> Path:
     """Where the Data Docs site of a file-backed GE project is (index.html inside)."""
     return docs_root / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+
+# Validation results kept per suite for the Data Docs site: the site's cost (and disk)
+# must not grow with every run a deployment ever made.
+KEEP_RESULTS = 20
+
+
+def build_quality_site(docs_root: Path, keep: int = KEEP_RESULTS) -> Path:
+    """Keep each suite's newest `keep` results and rebuild the Data Docs site once."""
+    import shutil
+
+    import great_expectations as gx
+
+    store = docs_root / "gx" / "uncommitted" / "validations"
+    for suite_dir in {p.parent.parent.parent for p in store.rglob("*.json")}:
+        results = sorted(suite_dir.rglob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in results[:-keep]:
+            old.unlink()
+    site = quality_site(docs_root)
+    shutil.rmtree(site / "validations", ignore_errors=True)  # pages of pruned results
+    gx.get_context(mode="file", project_root_dir=str(docs_root)).build_data_docs()
+    return site / "index.html"
 
 
 DQ_RESULTS_DDL = """
