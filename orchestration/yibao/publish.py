@@ -169,10 +169,7 @@ def _sequence(path: Path) -> int:
 
 
 def _next_sequence(settings: Settings) -> int:
-    numbers = [
-        int(p.name[1:7]) for p in settings.versions_dir.glob("v*.duckdb") if p.name[1:7].isdigit()
-    ]
-    return max(numbers, default=0) + 1
+    return max((_sequence(p) for p in settings.versions_dir.glob("v*.duckdb")), default=0) + 1
 
 
 def _point_live_at(settings: Settings, target: Path) -> None:
