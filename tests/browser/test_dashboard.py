@@ -349,3 +349,16 @@ def test_an_analyst_queries_in_sql_lab_but_cannot_write(served):
     assert ok.status_code == 200 and ok.json()["data"][0]["n"] > 0
     refused = _sql_lab(analyst, "delete from marts.rule_hits")
     assert refused.status_code >= 400
+
+
+def test_dashboards_carry_their_period_and_region_filters(served):
+    client = _client(served)
+    for slug in THEMES - {"data-quality"}:
+        dashboard = client.json("GET", f"/api/v1/dashboard/{slug}")["result"]
+        filters = json.loads(dashboard["json_metadata"])["native_filter_configuration"]
+        names = {f["name"] for f in filters}
+        assert "月份 Period" in names, slug
+        if slug in ("coverage", "fund"):
+            region = next(f for f in filters if f["name"] == "地区 Region")
+            # The import resolved the dataset the filter reads its values from.
+            assert region["targets"][0]["datasetId"] > 0
