@@ -4,6 +4,7 @@ No timing is asserted here: speed is judged in the report, not in tests.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,9 @@ def test_bench_writes_a_consistent_report(home):
     )
     # The pandas baseline computed the same figures as the mart: the comparison is fair.
     assert report["pandas_matches_mart"] is True
+    # Every chart of every dashboard in the bundle is timed, not a sample.
+    charts = list((Path(__file__).resolve().parents[2] / "dashboards" / "charts").glob("*.yaml"))
+    assert report["dashboard_charts"] == len(charts) > 20
     # The rule base is timed apart and scored against the truth of the same files.
     assert 0 < report["rules_s"] < report["phases"]["transform"]
     assert report["rule_hits"] > 0 and 0 <= report["rules_min_precision"] <= 1
