@@ -37,6 +37,7 @@ SUITES: list[Suite] = [
     ),
     Suite("marts.recovered_funds_monthly", marts.recovered_funds_monthly, blocking=True),
     Suite("marts.rule_hits", marts.rule_hits, blocking=True),
+    Suite("marts.rule_hits_monthly", marts.rule_hits_monthly, blocking=True),
     Suite("marts.fund_reconciliation_monthly", marts.fund_reconciliation_monthly, blocking=False),
     Suite("raw.setl", raw.setl, blocking=False),
     Suite("raw.fee_list", raw.fee_list, blocking=False),

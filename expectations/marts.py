@@ -147,3 +147,23 @@ def rule_hits() -> list[gxe.Expectation]:
             ),
         ),
     ]
+
+
+def rule_hits_monthly() -> list[gxe.Expectation]:
+    """marts.rule_hits_monthly (规则命中月汇总): the dashboard's sums equal the hits."""
+    return [
+        *_not_null("period", "province", "rule_id", "hits", "suspect_amt"),
+        *_non_negative("hits", "settlements_flagged", "suspect_amt"),
+        gxe.UnexpectedRowsExpectation(
+            description="hits and suspect amount by rule and month equal marts.rule_hits",
+            unexpected_rows_query=(
+                "select * from (select period, rule_id, sum(hits) as hits, "
+                "sum(suspect_amt) as suspect_amt from {batch} group by all) as m "
+                "full join (select period, rule_id, count(*) as hits, "
+                "sum(suspect_amt) as suspect_amt from marts.rule_hits group by all) as h "
+                "using (period, rule_id) "
+                "where m.hits is distinct from h.hits "
+                "or abs(coalesce(m.suspect_amt, 0) - coalesce(h.suspect_amt, 0)) > 0.01"
+            ),
+        ),
+    ]

@@ -171,6 +171,10 @@ def test_dashboard_renders_every_chart_in_chromium(served, slug):
         states = charts_state(driver)
         assert all(c["error"] == 0 for c in states), states
         assert title in driver.title
+        # The whole dashboard in one picture: the window grows to the page's height.
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1600, min(max(height, 1100), 4000))
+        time.sleep(2)
         shot = served["home"] / "screenshots" / f"{slug}-dashboard.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(shot))
@@ -330,6 +334,8 @@ def test_a_provincial_user_sees_only_its_province(served):
     assert all("370000" in (r["insured_province"], r["treatment_province"]) for r in flows)
     hits = _dataset_rows(mine, admin, "rule_hits", ["admdvs"], "hits")
     assert all(r["admdvs"].startswith("37") for r in hits)
+    by_province = _dataset_rows(mine, admin, "rule_hits_monthly", ["province"], "hits")
+    assert {r["province"] for r in by_province} <= {"370000"}
     # A wrong role or province is refused in one line.
     bad = run_yibao(
         served["home"], "users", "add", "--username", "x1", "--password", password,
@@ -358,7 +364,30 @@ def test_dashboards_carry_their_period_and_region_filters(served):
         filters = json.loads(dashboard["json_metadata"])["native_filter_configuration"]
         names = {f["name"] for f in filters}
         assert "月份 Period" in names, slug
-        if slug in ("coverage", "fund"):
-            region = next(f for f in filters if f["name"] == "地区 Region")
+        region_filters = {
+            "coverage": ["地区 Region"],
+            "fund": ["地区 Region"],
+            "cross-province": ["参保省份 Insured province", "就医省份 Treatment province"],
+            "supervision": ["省份 Province"],
+        }
+        for name in region_filters.get(slug, []):
+            region = next(f for f in filters if f["name"] == name)
             # The import resolved the dataset the filter reads its values from.
             assert region["targets"][0]["datasetId"] > 0
+            # Charts left out of a filter's scope are charts of this dashboard.
+            charts = client.json("GET", f"/api/v1/dashboard/{slug}/charts")["result"]
+            assert set(region["scope"]["excluded"]) <= {c["id"] for c in charts}
+        if slug == "supervision":
+            # The national funnel is left out of the province filter; the hits by rule,
+            # by province and by institution are not.
+            excluded = {
+                c["slice_name"]
+                for c in client.json("GET", f"/api/v1/dashboard/{slug}/charts")["result"]
+                if c["id"] in region["scope"]["excluded"]
+            }
+            in_scope = {
+                "Hits by rule 规则命中（按规则）",
+                "Hits by rule and province 规则命中（按规则与省份）",
+                "Top institutions by suspect amount 疑点金额最高的机构",
+            }
+            assert excluded and not excluded & in_scope

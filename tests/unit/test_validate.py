@@ -58,3 +58,30 @@ def test_duplicate_keys_fail(db):
     _add(db, GOOD)
     outcome = validate_relation(db, "marts.coverage_monthly", coverage_monthly())
     assert "expect_compound_columns_to_be_unique" in outcome.describe_failures()
+
+
+def test_dashboard_sums_of_rule_hits_must_equal_the_hits(tmp_path):
+    from expectations.marts import rule_hits_monthly
+
+    path = tmp_path / "r.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.rule_hits as select * from (values "
+        "('R001', date '2024-01-01', 10.00::decimal(18, 2)), "
+        "('R001', date '2024-01-01', 5.00::decimal(18, 2))) as t(rule_id, period, suspect_amt)"
+    )
+    monthly = (
+        "select date '2024-01-01' as period, '370000' as province, 'R001' as rule_id, "
+        "{hits}::bigint as hits, 2::bigint as settlements_flagged, "
+        "15.00::decimal(18, 2) as suspect_amt"
+    )
+    con.execute(f"create table marts.rule_hits_monthly as {monthly.format(hits=2)}")
+    con.close()
+    assert validate_relation(path, "marts.rule_hits_monthly", rule_hits_monthly()).success
+    con = duckdb.connect(str(path))
+    con.execute(f"create or replace table marts.rule_hits_monthly as {monthly.format(hits=3)}")
+    con.close()
+    outcome = validate_relation(path, "marts.rule_hits_monthly", rule_hits_monthly())
+    assert not outcome.success
+    assert "equal marts.rule_hits" in outcome.describe_failures()

@@ -29,6 +29,7 @@ RLS_CLAUSES = {
     "fund_balance_monthly": "substr(admdvs, 1, 2) = '{pp}'",
     "supervision_funnel_monthly": "substr(admdvs, 1, 2) = '{pp}'",
     "rule_hits": "substr(admdvs, 1, 2) = '{pp}'",
+    "rule_hits_monthly": "province = '{pp}0000'",
     "cross_province_settlement_monthly": (
         "insured_province = '{pp}0000' or treatment_province = '{pp}0000'"
     ),
