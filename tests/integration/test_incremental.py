@@ -18,6 +18,9 @@ INCREMENTAL = (
     "settlement_monthly",
     "cross_province_settlement_monthly",
     "fund_reconciliation_monthly",
+    # Built on int_rule_settlements and int_rule_fee_lines, incremental by month too.
+    "rule_hits",
+    "rule_hits_monthly",
 )
 
 

@@ -108,7 +108,9 @@ def chart_queries(bundle: Path) -> dict[str, str]:
         table, metric_sql = datasets[chart["dataset_uuid"]]
         params = chart["params"]
         names = params.get("metrics") or [params[k] for k in ("metric",) if k in params]
-        groups = [c for c in params.get("groupby") or [] if isinstance(c, str)]
+        groupby = params.get("groupby") or []
+        # A heatmap's y axis is one column, not a list.
+        groups = [groupby] if isinstance(groupby, str) else [c for c in groupby if c == str(c)]
         if params.get("entity"):
             groups.append(params["entity"])
         if params.get("x_axis"):
@@ -131,6 +133,9 @@ def chart_queries(bundle: Path) -> dict[str, str]:
             sql += " where " + " and ".join(where)
         if groups:
             sql += " group by " + ", ".join(groups)
+        if params.get("query_mode") == "raw" and params.get("order_by_cols"):
+            order = [json.loads(o) for o in params["order_by_cols"]]
+            sql += " order by " + ", ".join(f"{c} {'asc' if up else 'desc'}" for c, up in order)
         queries[chart["slice_name"]] = sql + f" limit {params.get('row_limit', 10000)}"
     return queries
 

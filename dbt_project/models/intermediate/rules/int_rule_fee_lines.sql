@@ -1,11 +1,23 @@
 {#- Fee lines of the settlements the rule base judges, with their catalogue entry
-    (null when the code is unknown) and the share the fund bore. -#}
+    (null when the code is unknown) and the share the fund bore.
+
+    Incremental by month of the settlement: the lines of the months int_rule_settlements
+    rebuilt since this model last ran. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='period',
+    on_schema_change='append_new_columns'
+) }}
 with lines as (
     select * from {{ ref('stg_platform__fee_list') }}
 ),
 
 settlements as (
     select * from {{ ref('int_rule_settlements') }}
+    {% if is_incremental() %}
+    where _built_at > {{ incremental_watermark('_source_built_at') }}
+    {% endif %}
 ),
 
 catalogue as (
@@ -14,6 +26,7 @@ catalogue as (
 
 final as (
     select
+        settlements.period,
         lines.setl_id,
         lines.feedetl_sn,
         settlements.person_key,
@@ -28,7 +41,9 @@ final as (
         lines.det_item_fee_sumamt,
         lines.selfpay_prop,
         -- The part of the line the fund bore: what the person did not pay themselves.
-        lines.det_item_fee_sumamt * (1 - coalesce(lines.selfpay_prop, 0)) as fund_share_amt
+        lines.det_item_fee_sumamt * (1 - coalesce(lines.selfpay_prop, 0)) as fund_share_amt,
+        settlements._built_at as _source_built_at,
+        {{ run_timestamp() }} as _built_at
     from lines
     inner join settlements
         on settlements.setl_id = lines.setl_id

@@ -1,10 +1,25 @@
 {#- The settlements the rule base judges: every effective settlement (not reversed in
     full), with the patient's sex and age at admission, normalised diagnosis and
     procedure codes, and the amounts as delivered (for the identity checks) beside the
-    funds paid net of reversals (for suspect amounts). -#}
+    funds paid net of reversals (for suspect amounts).
+
+    Incremental by month: only the months int_settlements_netted rebuilt since this
+    model last ran (a new month, and the months late reversals touched). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='period',
+    on_schema_change='append_new_columns'
+) }}
 with netted as (
     select * from {{ ref('int_settlements_netted') }}
     where is_effective
+    {% if is_incremental() %}
+        and period in (
+            select period from {{ ref('int_settlements_netted') }}
+            where _built_at > {{ incremental_watermark('_source_built_at') }}
+        )
+    {% endif %}
 ),
 
 delivered as (
@@ -45,7 +60,9 @@ final as (
         delivered.medfee_sumamt as delivered_medfee_sumamt,
         delivered.fund_pay_sumamt as delivered_fund_pay_sumamt,
         delivered.hifp_pay + delivered.cvlserv_pay + delivered.hifes_pay + delivered.hifmi_pay
-            + delivered.hifob_pay + delivered.maf_pay + delivered.oth_pay as delivered_funds_total
+            + delivered.hifob_pay + delivered.maf_pay + delivered.oth_pay as delivered_funds_total,
+        netted._built_at as _source_built_at,
+        {{ run_timestamp() }} as _built_at
     from netted
     inner join delivered
         on delivered.setl_id = netted.setl_id
