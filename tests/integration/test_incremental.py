@@ -21,6 +21,8 @@ INCREMENTAL = (
     # Built on int_rule_settlements and int_rule_fee_lines, incremental by month too.
     "rule_hits",
     "rule_hits_monthly",
+    # Built on int_enrollments_at_month_end, incremental from the earliest change.
+    "coverage_monthly",
 )
 
 

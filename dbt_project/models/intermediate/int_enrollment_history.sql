@@ -19,6 +19,7 @@ versions as (
         gend,
         extract(year from brdy) as birth_year,
         updt_time as valid_from,
+        batch_processed_at,
         lead(updt_time) over (
             partition by psn_no, insutype, insuplc_admdvs
             order by updt_time, batch_path, line_no

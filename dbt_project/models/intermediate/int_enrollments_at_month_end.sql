@@ -1,13 +1,31 @@
 {#- Which enrollments are in force at the end of each month: the enrollment changes
     become validity intervals (SCD2), and each interval is matched to the month ends
-    it covers, so a month costs only the intervals that span it. -#}
+    it covers, so a month costs only the intervals that span it.
+
+    Incremental by month: a change valid from month M can only alter month ends from M
+    on (it closes the version before it at M), so a build redoes the months from the
+    earliest change among batches loaded since the last build; none when nothing new. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='period',
+    on_schema_change='append_new_columns'
+) }}
+{%- set first_month -%}
+    {%- if is_incremental() -%}
+    (select {{ dbt.date_trunc('month', 'min(valid_from)') }} from history
+     where batch_processed_at > {{ incremental_watermark('_source_loaded_at') }})
+    {%- else -%}
+    (select {{ dbt.date_trunc('month', 'min(valid_from)') }} from history)
+    {%- endif -%}
+{%- endset %}
 with history as (
     select * from {{ ref('int_enrollment_history') }}
 ),
 
 months as (
     {{ month_spine(
-        "(select " ~ dbt.date_trunc('month', 'min(valid_from)') ~ " from history)",
+        first_month,
         "(select " ~ dbt.date_trunc('month', 'max(valid_from)') ~ " from history)"
     ) }}
 ),
@@ -52,6 +70,7 @@ in_force as (
 final as (
     select
         *,
+        (select max(batch_processed_at) from history) as _source_loaded_at,
         -- The person's primary enrollment of the scheme: the most recent one.
         row_number() over (
             partition by period, person_key, scheme_group

@@ -4,7 +4,21 @@ with history as (
 ),
 
 final as (
-    select * from history
+    select
+        person_key,
+        psn_no,
+        insutype,
+        insuplc_admdvs,
+        psn_type,
+        psn_insu_stas,
+        psn_insu_date,
+        paus_insu_date,
+        gend,
+        birth_year,
+        valid_from,
+        valid_to,
+        is_current
+    from history
 )
 
 select * from final

@@ -2,6 +2,10 @@ with source as (
     select * from {{ source('raw', 'psn_insu') }}
 ),
 
+batches as (
+    select * from {{ source('ops', 'batches') }}
+),
+
 renamed as (
     select
         -- A person is the same person wherever enrolled: join on the certificate's
@@ -18,9 +22,13 @@ renamed as (
         paus_insu_date,
         insuplc_admdvs,
         updt_time,
-        _batch_path as batch_path,
-        _line_no as line_no
+        source._batch_path as batch_path,
+        source._line_no as line_no,
+        -- When its batch was loaded: what incremental models downstream go by.
+        batches.processed_at as batch_processed_at
     from source
+    left join batches
+        on batches.path = source._batch_path
 )
 
 select * from renamed
