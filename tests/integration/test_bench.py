@@ -25,6 +25,7 @@ REQUIRED = {
     "pandas_ratio",
     "incremental_month_s",
     "dashboard_query_p95_ms",
+    "pandas_peak_rss_mb",
 }
 
 
@@ -54,6 +55,7 @@ def test_bench_writes_a_consistent_report(home):
     assert 0 < report["rules_s"] < report["phases"]["transform"]
     assert report["rule_hits"] > 0 and 0 <= report["rules_min_precision"] <= 1
     assert report["machine"]["cores"] >= 1 and report["peak_rss_mb"] > 0
+    assert report["pandas_peak_rss_mb"] > 0  # measured in a process of its own
     assert {t["target"] for t in report["targets"]} >= {"dashboard p95 ≤ 1 s", "ratio_to_scan ≤ 15"}
     md = (home / "bench" / "report.md").read_text()
     assert "| **end to end** |" in md

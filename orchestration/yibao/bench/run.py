@@ -91,6 +91,22 @@ def pandas_coverage(landing: Path):
     return sorted(out)
 
 
+def _pandas_child(landing: str) -> tuple[list, float, float]:
+    started = time.perf_counter()
+    out = pandas_coverage(Path(landing))
+    seconds = time.perf_counter() - started
+    return out, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pandas_baseline(landing: Path) -> tuple[list, float, float]:
+    """The pandas baseline in a process of its own, timed inside it: its memory is the
+    baseline's peak, not the pipeline's (object columns of every enrollment change)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_pandas_child, (str(landing),))
+
+
 def chart_queries(bundle: Path) -> dict[str, str]:
     """The SQL each chart of the dashboards bundle runs, rebuilt from its saved form data
     (dataset, metrics with their expressions, group-by columns, filters), as Superset
@@ -253,7 +269,9 @@ def bench(home: Path, scale: str) -> dict:
 
     incremental_s, n_months = incremental_month(root, settings.landing, scale)
     scan_s = baseline_scan(settings.landing)
-    expected, pandas_s = _timed(pandas_coverage, settings.landing)
+    # The pipeline's peak, before the pandas baseline runs (in a child of its own).
+    pipeline_peak_mb = _peak_rss_mb()
+    expected, pandas_s, pandas_peak_mb = pandas_baseline(settings.landing)
     live = settings.live_db.resolve()
     con = duckdb.connect(str(live), read_only=True)
     mart = sorted(
@@ -290,7 +308,9 @@ def bench(home: Path, scale: str) -> dict:
         "rerun_unchanged_s": round(rerun.seconds, 3),
         "rows_per_s": round(rows / end_to_end, 1),
         "validate_share": round(phases["validate"] / end_to_end, 3),
-        "peak_rss_mb": _peak_rss_mb(),
+        # The pipeline's peak (this process and its children: dbt), without the baseline.
+        "peak_rss_mb": pipeline_peak_mb,
+        "pandas_peak_rss_mb": round(pandas_peak_mb, 1),
         "baseline_scan_s": round(scan_s, 4),
         "ratio_to_scan": round(end_to_end / scan_s, 1),
         # Ingestion alone against the same bare read (target: within 2×).
@@ -409,6 +429,7 @@ def render_markdown(r: dict) -> str:
         f"| ratio to scan | {r['ratio_to_scan']:,.1f} |",
         f"| ingest ÷ scan | {r['ingest_ratio_to_scan']:,.2f} |",
         f"| pandas coverage (s) | {r['pandas_coverage_s']:.2f} |",
+        f"| pandas peak RSS (MB, a process of its own) | {r['pandas_peak_rss_mb']:,.0f} |",
         f"| pandas ÷ (ingest + transform) | {r['pandas_ratio']:.2f} |",
         f"| pandas figures equal the mart | {r['pandas_matches_mart']} |",
         f"| month added ÷ its share of a full transform | {r['incremental_month_ratio']:.2f} |",
