@@ -95,7 +95,10 @@ def _pandas_child(landing: str) -> tuple[list, float, float]:
     started = time.perf_counter()
     out = pandas_coverage(Path(landing))
     seconds = time.perf_counter() - started
-    return out, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return out, seconds, peak_kb / 1024
 
 
 def pandas_baseline(landing: Path) -> tuple[list, float, float]:
