@@ -142,8 +142,7 @@ def rule_hits() -> list[gxe.Expectation]:
         gxe.UnexpectedRowsExpectation(
             description="a suspect amount never exceeds what the fund paid on the settlement",
             unexpected_rows_query=(
-                "select * from {batch} "
-                "where setl_id is not null and suspect_amt > fund_pay_sumamt"
+                "select * from {batch} where setl_id is not null and suspect_amt > fund_pay_sumamt"
             ),
         ),
     ]

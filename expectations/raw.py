@@ -19,9 +19,20 @@ def _required(*columns: str) -> list[gxe.Expectation]:
 def setl() -> list[gxe.Expectation]:
     """raw.setl (结算)."""
     return [
-        *_required("setl_id", "mdtrt_id", "psn_no", "insutype", "med_type", "setl_time",
-                   "fixmedins_code", "insuplc_admdvs", "mdtrtarea_admvs", "medfee_sumamt",
-                   "hifp_pay", "fund_pay_sumamt"),  # fmt: skip
+        *_required(
+            "setl_id",
+            "mdtrt_id",
+            "psn_no",
+            "insutype",
+            "med_type",
+            "setl_time",
+            "fixmedins_code",
+            "insuplc_admdvs",
+            "mdtrtarea_admvs",
+            "medfee_sumamt",
+            "hifp_pay",
+            "fund_pay_sumamt",
+        ),
         gxe.ExpectColumnValuesToBeInSet(column="insutype", value_set=INSUTYPES),
         gxe.ExpectColumnValuesToBeInSet(column="med_type", value_set=MED_TYPES),
         gxe.ExpectColumnValuesToBeInSet(column="refd_setl_flag", value_set=["0", "1"]),
