@@ -43,6 +43,7 @@ run: setup
 ## test: setup, then the whole suite (browser tests in real headless Chromium)
 test: setup browser-deps
 	$(BIN)/ruff check orchestration expectations tests
+	$(BIN)/ruff format --check orchestration expectations tests
 	$(BIN)/pytest -q tests; status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status
 
 ## bench: time every phase at `small` (BENCH_SCALE=tiny|small|medium|large); report in var/bench/
