@@ -46,6 +46,11 @@ def test_bench_writes_a_consistent_report(home):
     assert report["incremental_month_ratio"] == pytest.approx(
         report["incremental_month_s"] / (report["phases"]["transform"] / months), rel=0.02
     )
+    # Where the month added later spent its time is named: models, months rebuilt.
+    assert 1 <= report["incremental_months_rebuilt"] <= months
+    assert report["incremental_top_models"] and all(
+        s >= 0 for _, s in report["incremental_top_models"]
+    )
     # The pandas baseline computed the same figures as the mart: the comparison is fair.
     assert report["pandas_matches_mart"] is True
     # Every chart of every dashboard in the bundle is timed, not a sample.
