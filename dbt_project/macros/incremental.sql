@@ -17,3 +17,12 @@
 {% macro run_timestamp() -%}
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
 {%- endmacro %}
+
+{#- The months `upstream` rebuilt since this incremental model last ran: the periods of
+    its rows built after the upstream build this model last took in. -#}
+{% macro rebuilt_months(upstream) -%}
+    (
+        select period from {{ upstream }}
+        where _built_at > {{ incremental_watermark('_source_built_at') }}
+    )
+{%- endmacro %}

@@ -370,21 +370,17 @@ def test_dashboards_carry_their_period_and_region_filters(served):
             "cross-province": ["参保省份 Insured province", "就医省份 Treatment province"],
             "supervision": ["省份 Province"],
         }
+        charts = client.json("GET", f"/api/v1/dashboard/{slug}/charts")["result"]
         for name in region_filters.get(slug, []):
             region = next(f for f in filters if f["name"] == name)
             # The import resolved the dataset the filter reads its values from.
             assert region["targets"][0]["datasetId"] > 0
             # Charts left out of a filter's scope are charts of this dashboard.
-            charts = client.json("GET", f"/api/v1/dashboard/{slug}/charts")["result"]
             assert set(region["scope"]["excluded"]) <= {c["id"] for c in charts}
         if slug == "supervision":
             # The national funnel is left out of the province filter; the hits by rule,
             # by province and by institution are not.
-            excluded = {
-                c["slice_name"]
-                for c in client.json("GET", f"/api/v1/dashboard/{slug}/charts")["result"]
-                if c["id"] in region["scope"]["excluded"]
-            }
+            excluded = {c["slice_name"] for c in charts if c["id"] in region["scope"]["excluded"]}
             in_scope = {
                 "Hits by rule 规则命中（按规则）",
                 "Hits by rule and province 规则命中（按规则与省份）",

@@ -128,8 +128,9 @@ def chart_queries(bundle: Path) -> dict[str, str]:
         params = chart["params"]
         names = params.get("metrics") or [params[k] for k in ("metric",) if k in params]
         groupby = params.get("groupby") or []
-        # A heatmap's y axis is one column, not a list.
-        groups = [groupby] if isinstance(groupby, str) else [c for c in groupby if c == str(c)]
+        if isinstance(groupby, str):  # a heatmap's y axis is one column, not a list
+            groupby = [groupby]
+        groups = [c for c in groupby if isinstance(c, str)]
         if params.get("entity"):
             groups.append(params["entity"])
         if params.get("x_axis"):
@@ -206,37 +207,37 @@ def _phase_of(step: str) -> str:
 RULE_MODELS = ("int_rule_", "rule_hits", "rule_catalog", "supervision_funnel_monthly")
 
 
-def rule_base_seconds(settings: Settings) -> float:
-    """Seconds dbt spent on the rule base's models in the last build of this home."""
+def model_seconds(settings: Settings) -> dict[str, float]:
+    """Seconds dbt spent on each model in the last build of this home."""
     results = json.loads((settings.home / "dbt" / "target" / "run_results.json").read_text())
-    return sum(
-        r["execution_time"]
+    return {
+        r["unique_id"].split(".")[-1]: r["execution_time"]
         for r in results["results"]
         if r["unique_id"].startswith("model.")
-        and r["unique_id"].split(".")[-1].startswith(RULE_MODELS)
-    )
+    }
+
+
+def rule_base_seconds(settings: Settings) -> float:
+    """Seconds dbt spent on the rule base's models in the last build of this home."""
+    return sum(s for name, s in model_seconds(settings).items() if name.startswith(RULE_MODELS))
 
 
 def _step_detail(settings: Settings) -> dict:
     """What the last build of this home spent its dbt time on, and how many months of
     settlements it rebuilt: why adding a month costs what it costs."""
-    results = json.loads((settings.home / "dbt" / "target" / "run_results.json").read_text())
-    models = sorted(
-        (
-            (r["unique_id"].split(".")[-1], round(r["execution_time"], 2))
-            for r in results["results"]
-            if r["unique_id"].startswith("model.")
-        ),
-        key=lambda kv: -kv[1],
-    )
+    seconds = model_seconds(settings)
+    top = sorted(seconds, key=seconds.get, reverse=True)[:5]
     con = duckdb.connect(str(settings.build_db), read_only=True)
-    months, rebuilt = con.execute(
-        "select count(*), count(*) filter (where built = last) from ("
-        "select period, max(_built_at) as built, max(max(_built_at)) over () as last "
-        "from intermediate.int_settlements_netted group by period)"
-    ).fetchall()[0]
+    # The months whose settlements this build wrote: those carrying its build time.
+    rebuilt = con.execute(
+        "select count(distinct period) from intermediate.int_settlements_netted "
+        "where _built_at = (select max(_built_at) from intermediate.int_settlements_netted)"
+    ).fetchall()[0][0]
     con.close()
-    return {"top_models": models[:5], "months": months, "months_rebuilt": rebuilt}
+    return {
+        "top_models": [(name, round(seconds[name], 2)) for name in top],
+        "months_rebuilt": rebuilt,
+    }
 
 
 def incremental_month(root: Path, landing: Path, scale: str) -> tuple[float, int, dict]:

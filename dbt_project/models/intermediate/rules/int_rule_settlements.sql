@@ -15,10 +15,7 @@ with netted as (
     select * from {{ ref('int_settlements_netted') }}
     where is_effective
     {% if is_incremental() %}
-        and period in (
-            select period from {{ ref('int_settlements_netted') }}
-            where _built_at > {{ incremental_watermark('_source_built_at') }}
-        )
+        and period in {{ rebuilt_months(ref('int_settlements_netted')) }}
     {% endif %}
 ),
 

@@ -12,10 +12,7 @@ with settlements as (
     where is_cross_province
     {% if is_incremental() %}
         -- Only the months the settlements' model rebuilt since this one last ran.
-        and period in (
-            select period from {{ ref('int_settlements_netted') }}
-            where _built_at > {{ incremental_watermark('_source_built_at') }}
-        )
+        and period in {{ rebuilt_months(ref('int_settlements_netted')) }}
     {% endif %}
 ),
 

@@ -10,10 +10,7 @@ with settlements as (
     select * from {{ ref('int_settlements_netted') }}
     {% if is_incremental() %}
     -- Only the months the settlements' model rebuilt since this one last ran.
-    where period in (
-        select period from {{ ref('int_settlements_netted') }}
-        where _built_at > {{ incremental_watermark('_source_built_at') }}
-    )
+    where period in {{ rebuilt_months(ref('int_settlements_netted')) }}
     {% endif %}
 ),
 
