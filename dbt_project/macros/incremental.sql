@@ -1,16 +1,38 @@
 {#- The high-water mark of an incremental model: the largest `column` it holds, or the
     beginning of time when the model is new or predates the column (then the build
-    covers everything). -#}
+    covers everything). Read before the build and written into the SQL as a literal:
+    as a scalar subquery it kept DuckDB from pushing the filter down (at `medium`,
+    int_settlements_netted's incremental select took 39 s instead of 4). -#}
 {% macro incremental_watermark(column) -%}
     {%- set columns = [] -%}
     {%- if execute and is_incremental() -%}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
     {%- endif -%}
+    {%- set mark = none -%}
     {%- if column | lower in columns -%}
-        (select coalesce(max({{ column }}), cast('1900-01-01' as timestamp)) from {{ this }})
-    {%- else -%}
-        cast('1900-01-01' as timestamp)
+        {%- set mark = run_query('select max(' ~ column ~ ') from ' ~ this).columns[0].values()[0] -%}
     {%- endif -%}
+    {%- if mark is none -%}
+        cast('1900-01-01' as timestamp)
+    {%- else -%}
+        cast('{{ mark.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- is_incremental(), and `this` already has every one of `columns`: a model whose
+    incremental SQL reads columns an older version of it lacked builds in full once
+    (then `append_new_columns` adds them and the next build is incremental). -#}
+{% macro is_incremental_with(columns) -%}
+    {%- if not (execute and is_incremental()) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set held = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- for column in columns -%}
+        {%- if column | lower not in held -%}
+            {{ return(false) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(true) }}
 {%- endmacro %}
 
 {#- When this dbt invocation started, as a timestamp: the mark of rows built by it. -#}
@@ -24,5 +46,14 @@
     (
         select period from {{ upstream }}
         where _built_at > {{ incremental_watermark('_source_built_at') }}
+    )
+{%- endmacro %}
+
+{#- Rank of a delivered row among the deliveries of the same `keys`: 1 for the latest
+    (the last batch path, then the last line), the one staging keeps. -#}
+{% macro latest_delivery_rank(keys) -%}
+    row_number() over (
+        partition by {{ keys | join(', ') }}
+        order by batch_path desc, line_no desc
     )
 {%- endmacro %}

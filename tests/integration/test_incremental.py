@@ -56,41 +56,86 @@ def _built(home) -> dict:
     return dict(rows)
 
 
+def _query(home, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(home / "build" / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+# What the rule base reads, compared between the homes too (rule_hits only shows hits).
+RULE_INPUTS = (
+    "select count(*), sum(fund_pay_sumamt) from intermediate.int_rule_settlements",
+    "select count(*), count(distinct setl_id), sum(fund_share_amt) "
+    "from intermediate.int_rule_fee_lines",
+)
+
+
+def _copy(landing, home, keep) -> None:
+    for path in landing.rglob("*"):
+        rel = path.relative_to(landing).as_posix()
+        if path.is_file() and keep(rel):
+            target = home / "landing" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
 def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     source = tmp_path / "source"
     run_yibao(source, "generate", "--scale", "tiny", "--provinces", "11,37,44",
               "--months", "2024-01:2024-03")  # fmt: skip
     landing = source / "landing"
 
-    # Incremental: the first two months, then the third as it arrives.
+    # Held back from the first delivery, beside March: Beijing's January settlements
+    # (so February's reversal of one of them arrives as an orphan) and Guangzhou's
+    # January fee lines (their settlements come first, the lines later).
+    late = ("period=2024-03", "setl/period=2024-01/admdvs=110100/",
+            "fee_list/period=2024-01/admdvs=440100/")  # fmt: skip
     stepwise = tmp_path / "stepwise"
-    for path in landing.rglob("*"):
-        if path.is_file() and "period=2024-03" not in path.as_posix():
-            target = stepwise / "landing" / path.relative_to(landing)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+    _copy(landing, stepwise, lambda rel: not any(part in rel for part in late))
     run_yibao(stepwise, "run")
     first = _built(stepwise)
     assert date(2024, 1, 1) in first and date(2024, 3, 1) not in first
-    for path in landing.rglob("*"):
-        if path.is_file() and "period=2024-03" in path.as_posix():
-            target = stepwise / "landing" / path.relative_to(landing)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+    orphans = {r[0] for r in _query(stepwise, "select setl_id from "
+               "intermediate.int_settlements_netted where is_orphan_reversal")}  # fmt: skip
+
+    # The rest arrives, with a February batch sent again corrected: one settlement dropped.
+    _copy(landing, stepwise, lambda rel: any(part in rel for part in late))
+    corrected = sorted((stepwise / "landing" / "setl" / "period=2024-02").glob("*/*.csv"))[0]
+    header, dropped_line, *rest = corrected.read_bytes().split(b"\n")
+    dropped = dropped_line.split(b",")[header.split(b",").index(b'"setl_id"')].strip(b'"')
+    corrected.write_bytes(b"\n".join([header, *rest]))
     run_yibao(stepwise, "run")
     second = _built(stepwise)
 
-    # The new month was built; a month untouched by its reversals was not rebuilt.
+    # The new month was built; earlier months were rebuilt only where reversals touched.
     months = sorted(second)
     assert months[-1].month == 3 and second[months[-1]] > max(first.values())
     rebuilt = {m for m in first if second[m] != first[m]}
     assert rebuilt, "March's late reversals touch earlier months: they must be rebuilt"
+    # By settlement, not by month: February's corrected batch and the settlements its
+    # reversals reverse were rebuilt, the rest of February was not.
+    [(feb_rebuilt, feb_rows)] = _query(
+        stepwise,
+        f"""
+        select count(*) filter (where _built_at = '{second[date(2024, 2, 1)]}'), count(*)
+        from intermediate.int_settlements_netted where period = '2024-02-01'""",
+    )
+    assert 0 < feb_rebuilt < feb_rows
+    # The dropped settlement and the orphan whose original arrived are withdrawn.
+    withdrawn = {r[0] for r in _query(stepwise, "select setl_id from "
+                 "intermediate.int_settlements_netted where is_withdrawn")}  # fmt: skip
+    assert dropped.decode() in withdrawn
+    assert orphans & withdrawn, "the orphan reversal must give way to its original"
 
-    # Full: everything at once, in a home of its own.
+    # Full: everything at once (as finally delivered), in a home of its own.
     full = tmp_path / "full"
-    shutil.copytree(landing, full / "landing")
+    shutil.copytree(stepwise / "landing", full / "landing")
     run_yibao(full, "run")
     assert _marts(stepwise) == _marts(full)
+    for sql in RULE_INPUTS:
+        assert _query(stepwise, sql) == _query(full, sql), sql
 
     # A run with nothing new rebuilds nothing; a full refresh rebuilds every month alike.
     run_yibao(stepwise, "run")
@@ -100,3 +145,5 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     assert set(refreshed) == set(second) and len(set(refreshed.values())) == 1
     assert min(refreshed.values()) > max(second.values())
     assert _marts(stepwise) == _marts(full)
+    assert not _query(stepwise, "select 1 from intermediate.int_settlements_netted "
+                      "where is_withdrawn")  # fmt: skip

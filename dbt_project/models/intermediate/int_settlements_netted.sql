@@ -3,16 +3,21 @@
     not the month it arrives. Reversals of settlements we do not hold stay in their own
     month, so that totals still net.
 
-    Incremental by month: a build redoes only the months that batches loaded since the
-    last build touch: their own months, the months of the settlements their reversals
-    reverse, and the months of reversals of settlements that arrive late. -#}
+    Incremental by settlement: a build redoes only the settlements that batches loaded
+    since the last build touch (their own, the ones their reversals reverse, orphan
+    reversals whose original arrives, and every row of a batch delivered again), not
+    whole months: a late reversal of a January settlement rebuilds that one row of
+    January. A settlement a corrected batch no longer holds (or an orphan reversal that
+    found its original) stays as a withdrawn row (is_withdrawn, never effective) so
+    that models downstream see its month change; a full refresh drops such rows. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='period',
+    unique_key='setl_id',
     on_schema_change='append_new_columns'
 ) }}
 {%- set amounts = settlement_amounts() %}
+{%- set incremental = is_incremental_with(['is_withdrawn', '_batch_path']) %}
 with settlements as (
     select * from {{ ref('stg_platform__setl') }}
 ),
@@ -21,28 +26,54 @@ med_types as (
     select * from {{ ref('med_types') }}
 ),
 
-{% if is_incremental() %}
+{% if incremental %}
 new_rows as (
     select
         setl_id,
         init_setl_id,
-        period
+        is_reversal,
+        batch_path
     from settlements
     where batch_processed_at > {{ incremental_watermark('_loaded_at') }}
 ),
 
-affected as (
-    select period from new_rows
+held as (
+    select * from {{ this }}
+    where not is_withdrawn
+),
+
+-- The keys of this model (a settlement's id, or an orphan reversal's own id) whose row
+-- may differ from the one held.
+changed as (
+    select setl_id from new_rows
     union
-    select settlements.period
-    from settlements
-    inner join new_rows
-        on new_rows.init_setl_id = settlements.setl_id
+    select init_setl_id from new_rows
+    where is_reversal and init_setl_id is not null
     union
-    select settlements.period
+    -- Reversals held as orphans whose original has just arrived.
+    select settlements.setl_id
     from settlements
     inner join new_rows
         on settlements.init_setl_id = new_rows.setl_id
+    where settlements.is_reversal and not new_rows.is_reversal
+    union
+    -- Every row of a batch delivered again: a corrected batch may have dropped it.
+    select held.setl_id
+    from held
+    where held._batch_path in (select batch_path from new_rows)
+    union
+    -- Settlements whose reversals changed in number (a reversal withdrawn).
+    select held.setl_id
+    from held
+    left join (
+        select init_setl_id, count(*) as reversals
+        from settlements
+        where is_reversal and init_setl_id is not null
+        group by init_setl_id
+    ) as counted
+        on counted.init_setl_id = held.setl_id
+    where not held.is_orphan_reversal
+        and held.reversals <> coalesce(counted.reversals, 0)
 ),
 {% endif %}
 
@@ -54,8 +85,8 @@ all_originals as (
 originals as (
     select * from settlements
     where not is_reversal
-    {% if is_incremental() %}
-        and period in (select period from affected)
+    {% if incremental %}
+        and setl_id in (select setl_id from changed)
     {% endif %}
 ),
 
@@ -108,7 +139,8 @@ netted as (
         reversal_totals.last_reversed_at,
         false as is_orphan_reversal,
         greatest(originals.batch_processed_at, coalesce(reversal_totals.last_loaded_at,
-            originals.batch_processed_at)) as _loaded_at
+            originals.batch_processed_at)) as _loaded_at,
+        originals.batch_path as _batch_path
     from originals
     left join reversal_totals
         on reversal_totals.setl_id = originals.setl_id
@@ -143,13 +175,14 @@ orphans as (
         1 as reversals,
         reversals.setl_time as last_reversed_at,
         true as is_orphan_reversal,
-        reversals.batch_processed_at as _loaded_at
+        reversals.batch_processed_at as _loaded_at,
+        reversals.batch_path as _batch_path
     from reversals
     left join all_originals
         on all_originals.setl_id = reversals.init_setl_id
     where all_originals.setl_id is null
-    {% if is_incremental() %}
-        and reversals.period in (select period from affected)
+    {% if incremental %}
+        and reversals.setl_id in (select setl_id from changed)
     {% endif %}
 ),
 
@@ -159,7 +192,7 @@ unioned as (
     select * from orphans
 ),
 
-final as (
+built as (
     select
         unioned.*,
         med_types.visit_class,
@@ -168,6 +201,7 @@ final as (
         -- Counted as a settlement unless reversed in full (or a reversal on its own).
         not unioned.is_orphan_reversal
             and not (unioned.reversals > 0 and unioned.medfee_sumamt = 0) as is_effective,
+        false as is_withdrawn,
         case
             when coalesce(med_types.is_inpatient, false)
                 then greatest({{ dbt.datediff('unioned.begndate', 'unioned.enddate', 'day') }}, 1)
@@ -176,6 +210,42 @@ final as (
     from unioned
     left join med_types
         on med_types.med_type = unioned.med_type
+),
+
+{%- set columns = [
+    'setl_id', 'mdtrt_id', 'person_key', 'psn_no', 'gend', 'brdy', 'insutype', 'med_type',
+    'begndate', 'enddate', 'setl_time', 'period', 'fixmedins_code', 'atddr_no', 'diag_code',
+    'oprn_oprt_code', 'insuplc_admdvs', 'mdtrtarea_admvs', 'insured_province',
+    'treatment_province', 'drg_dip_code'] + amounts + [
+    'reversals', 'last_reversed_at', 'is_orphan_reversal', '_loaded_at', '_batch_path',
+    'visit_class', 'is_inpatient', 'is_cross_province', 'is_effective', 'is_withdrawn',
+    'length_of_stay', '_built_at'] %}
+
+final as (
+    select
+        {%- for col in columns %}
+        {{ col }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from built
+    {% if incremental %}
+    union all
+    -- Held rows of changed keys that are no longer built: kept as withdrawn.
+    select
+        {%- for col in columns %}
+        {%- if col == 'is_effective' %}
+        false as is_effective,
+        {%- elif col == 'is_withdrawn' %}
+        true as is_withdrawn,
+        {%- elif col == '_built_at' %}
+        {{ run_timestamp() }} as _built_at
+        {%- else %}
+        held.{{ col }},
+        {%- endif %}
+        {%- endfor %}
+    from held
+    where held.setl_id in (select setl_id from changed)
+        and held.setl_id not in (select setl_id from built)
+    {% endif %}
 )
 
 select * from final

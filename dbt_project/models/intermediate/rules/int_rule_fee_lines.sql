@@ -1,30 +1,61 @@
 {#- Fee lines of the settlements the rule base judges, with their catalogue entry
     (null when the code is unknown) and the share the fund bore.
 
-    Incremental by month of the settlement: the lines of the months int_rule_settlements
-    rebuilt since this model last ran. -#}
+    Incremental by settlement: the lines of the settlements int_settlements_netted
+    rebuilt since this model last ran, and of the settlements whose lines came in
+    batches loaded since. Each such settlement also yields one tombstone, so that
+    delete+insert drops the lines held for it even when it has none left (reversed in
+    full, withdrawn); the post-hook drops the tombstones. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='period',
-    on_schema_change='append_new_columns'
+    unique_key='setl_id',
+    on_schema_change='append_new_columns',
+    post_hook="delete from {{ this }} where _is_tombstone"
 ) }}
-with lines as (
-    select * from {{ ref('stg_platform__fee_list') }}
+{%- set incremental = is_incremental_with(['_is_tombstone', '_lines_loaded_at']) %}
+with deliveries as (
+    select * from {{ ref('stg_platform__fee_list_deliveries') }}
+),
+
+netted as (
+    select * from {{ ref('int_settlements_netted') }}
 ),
 
 settlements as (
     select * from {{ ref('int_rule_settlements') }}
-    {% if is_incremental() %}
-    where _built_at > {{ incremental_watermark('_source_built_at') }}
-    {% endif %}
 ),
 
 catalogue as (
     select * from {{ ref('dim_catalogue') }}
 ),
 
-final as (
+{% if incremental %}
+changed as (
+    select setl_id from netted
+    where _built_at > {{ incremental_watermark('_source_built_at') }}
+    union
+    select setl_id from deliveries
+    where batch_processed_at > {{ incremental_watermark('_lines_loaded_at') }}
+),
+{% endif %}
+
+-- Lines of the settlements to build, then the latest delivery of each: ranking
+-- after the selection keeps an added month from ranking every line ever delivered.
+lines as (
+    select * from (
+        select
+            deliveries.*,
+            {{ latest_delivery_rank(['setl_id', 'feedetl_sn']) }} as delivery_rank
+        from deliveries
+        {% if incremental %}
+        where setl_id in (select setl_id from changed)
+        {% endif %}
+    ) as ranked
+    where delivery_rank = 1
+),
+
+built as (
     select
         settlements.period,
         lines.setl_id,
@@ -42,13 +73,30 @@ final as (
         lines.selfpay_prop,
         -- The part of the line the fund bore: what the person did not pay themselves.
         lines.det_item_fee_sumamt * (1 - coalesce(lines.selfpay_prop, 0)) as fund_share_amt,
-        settlements._built_at as _source_built_at,
+        false as _is_tombstone,
+        lines.batch_processed_at as _lines_loaded_at,
+        settlements._source_built_at,
         {{ run_timestamp() }} as _built_at
     from lines
     inner join settlements
         on settlements.setl_id = lines.setl_id
     left join catalogue
         on catalogue.hilist_code = lines.hilist_code
+),
+
+final as (
+    select * from built
+    {% if incremental %}
+    union all
+    select
+        cast(null as date) as period,
+        changed.setl_id,
+        {#- the remaining columns of `built`, empty -#}
+        null, null, null, null, null, null, null, null, null, null, null, null, null,
+        true as _is_tombstone,
+        null, null, null
+    from changed
+    {% endif %}
 )
 
 select * from final

@@ -3,19 +3,24 @@
     procedure codes, and the amounts as delivered (for the identity checks) beside the
     funds paid net of reversals (for suspect amounts).
 
-    Incremental by month: only the months int_settlements_netted rebuilt since this
-    model last ran (a new month, and the months late reversals touched). -#}
+    Incremental by settlement: only the settlements int_settlements_netted rebuilt
+    since this model last ran. One of them no longer effective (reversed in full, or
+    withdrawn) comes through as a tombstone: delete+insert drops its row, and the
+    post-hook drops the tombstone. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='period',
-    on_schema_change='append_new_columns'
+    unique_key='setl_id',
+    on_schema_change='append_new_columns',
+    post_hook="delete from {{ this }} where _is_tombstone"
 ) }}
+{%- set incremental = is_incremental_with(['_is_tombstone']) %}
 with netted as (
     select * from {{ ref('int_settlements_netted') }}
+    {% if incremental %}
+    where _built_at > {{ incremental_watermark('_source_built_at') }}
+    {% else %}
     where is_effective
-    {% if is_incremental() %}
-        and period in {{ rebuilt_months(ref('int_settlements_netted')) }}
     {% endif %}
 ),
 
@@ -58,10 +63,11 @@ final as (
         delivered.fund_pay_sumamt as delivered_fund_pay_sumamt,
         delivered.hifp_pay + delivered.cvlserv_pay + delivered.hifes_pay + delivered.hifmi_pay
             + delivered.hifob_pay + delivered.maf_pay + delivered.oth_pay as delivered_funds_total,
+        not netted.is_effective as _is_tombstone,
         netted._built_at as _source_built_at,
         {{ run_timestamp() }} as _built_at
     from netted
-    inner join delivered
+    left join delivered
         on delivered.setl_id = netted.setl_id
 )
 

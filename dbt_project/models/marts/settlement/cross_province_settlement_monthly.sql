@@ -9,7 +9,8 @@
 ) }}
 with settlements as (
     select * from {{ ref('int_settlements_netted') }}
-    where is_cross_province
+    -- Withdrawn rows only mark their month as changed.
+    where is_cross_province and not is_withdrawn
     {% if is_incremental() %}
         -- Only the months the settlements' model rebuilt since this one last ran.
         and period in {{ rebuilt_months(ref('int_settlements_netted')) }}

@@ -8,9 +8,11 @@
 ) }}
 with settlements as (
     select * from {{ ref('int_settlements_netted') }}
+    -- Withdrawn rows only mark their month as changed.
+    where not is_withdrawn
     {% if is_incremental() %}
-    -- Only the months the settlements' model rebuilt since this one last ran.
-    where period in {{ rebuilt_months(ref('int_settlements_netted')) }}
+        -- Only the months the settlements' model rebuilt since this one last ran.
+        and period in {{ rebuilt_months(ref('int_settlements_netted')) }}
     {% endif %}
 ),
 

@@ -1,20 +1,17 @@
 {#- Fee detail lines as delivered, typed; a line (setl_id × feedetl_sn) delivered twice
     keeps its latest delivery, like its settlement. -#}
-with source as (
-    select * from {{ source('raw', 'fee_list') }}
+with deliveries as (
+    select * from {{ ref('stg_platform__fee_list_deliveries') }}
 ),
 
-latest as (
+ranked as (
     select
         *,
-        row_number() over (
-            partition by setl_id, feedetl_sn
-            order by _batch_path desc, _line_no desc
-        ) as delivery_rank
-    from source
+        {{ latest_delivery_rank(['setl_id', 'feedetl_sn']) }} as delivery_rank
+    from deliveries
 ),
 
-renamed as (
+final as (
     select
         setl_id,
         feedetl_sn,
@@ -31,10 +28,11 @@ renamed as (
         selfpay_prop,
         bilg_dr_codg,
         fixmedins_code,
-        _batch_path as batch_path,
-        _line_no as line_no
-    from latest
+        batch_path,
+        line_no,
+        batch_processed_at
+    from ranked
     where delivery_rank = 1
 )
 
-select * from renamed
+select * from final
