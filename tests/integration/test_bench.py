@@ -46,8 +46,22 @@ def test_bench_writes_a_consistent_report(home):
     assert report["incremental_month_ratio"] == pytest.approx(
         report["incremental_month_s"] / (report["phases"]["transform"] / months), rel=0.02
     )
+    # Net of a re-run's transform: none where a full build costs no more than a re-run.
+    fixed, transform = report["rerun_unchanged_transform_s"], report["phases"]["transform"]
+    net = report["incremental_month_ratio_net"]
+    assert fixed > 0
+    if transform > fixed:
+        added = max(report["incremental_month_s"] - fixed, 0)
+        assert net == pytest.approx(added / ((transform - fixed) / months), rel=0.02, abs=0.02)
+    else:
+        assert net is None
     # Where the month added later spent its time is named: models, months rebuilt.
     assert 1 <= report["incremental_months_rebuilt"] <= months
+    # By settlement: only some of the earlier months' settlements were rebuilt.
+    assert (
+        report["incremental_earlier_settlements_rebuilt"]
+        < report["incremental_earlier_settlements"]
+    )
     assert report["incremental_top_models"] and all(
         s >= 0 for _, s in report["incremental_top_models"]
     )

@@ -18,8 +18,17 @@
 ) }}
 {%- set amounts = settlement_amounts() %}
 {%- set incremental = is_incremental_with(['is_withdrawn', '_batch_path']) %}
-with settlements as (
-    select * from {{ ref('stg_platform__setl') }}
+-- The keys of every delivered settlement and reversal, narrow: the wide rows are read
+-- for the settlements a build redoes only (at `medium`, DuckDB materialised a wide CTE
+-- referenced from many places and spilled it to disk).
+with keys as (
+    select
+        setl_id,
+        init_setl_id,
+        is_reversal,
+        batch_path,
+        batch_processed_at
+    from {{ ref('stg_platform__setl') }}
 ),
 
 med_types as (
@@ -33,12 +42,17 @@ new_rows as (
         init_setl_id,
         is_reversal,
         batch_path
-    from settlements
+    from keys
     where batch_processed_at > {{ incremental_watermark('_loaded_at') }}
 ),
 
 held as (
-    select * from {{ this }}
+    select
+        setl_id,
+        _batch_path,
+        reversals,
+        is_orphan_reversal
+    from {{ this }}
     where not is_withdrawn
 ),
 
@@ -51,11 +65,11 @@ changed as (
     where is_reversal and init_setl_id is not null
     union
     -- Reversals held as orphans whose original has just arrived.
-    select settlements.setl_id
-    from settlements
+    select keys.setl_id
+    from keys
     inner join new_rows
-        on settlements.init_setl_id = new_rows.setl_id
-    where settlements.is_reversal and not new_rows.is_reversal
+        on keys.init_setl_id = new_rows.setl_id
+    where keys.is_reversal and not new_rows.is_reversal
     union
     -- Every row of a batch delivered again: a corrected batch may have dropped it.
     select held.setl_id
@@ -67,7 +81,7 @@ changed as (
     from held
     left join (
         select init_setl_id, count(*) as reversals
-        from settlements
+        from keys
         where is_reversal and init_setl_id is not null
         group by init_setl_id
     ) as counted
@@ -77,17 +91,22 @@ changed as (
 ),
 {% endif %}
 
+-- Wide rows: every reversal (few), and the settlements to build.
+settlements as (
+    select * from {{ ref('stg_platform__setl') }}
+    {% if incremental %}
+    where is_reversal or setl_id in (select setl_id from changed)
+    {% endif %}
+),
+
 all_originals as (
-    select setl_id from settlements
+    select setl_id from keys
     where not is_reversal
 ),
 
 originals as (
     select * from settlements
     where not is_reversal
-    {% if incremental %}
-        and setl_id in (select setl_id from changed)
-    {% endif %}
 ),
 
 reversals as (
@@ -242,9 +261,19 @@ final as (
         held.{{ col }},
         {%- endif %}
         {%- endfor %}
-    from held
-    where held.setl_id in (select setl_id from changed)
-        and held.setl_id not in (select setl_id from built)
+    from {{ this }} as held
+    where not held.is_withdrawn
+        and held.setl_id in (select setl_id from changed)
+        -- Not built again: neither a settlement held in staging nor an orphan reversal
+        -- (decided on keys alone: `built` itself would be computed a second time).
+        and held.setl_id not in (select setl_id from all_originals)
+        and held.setl_id not in (
+            select reversals.setl_id
+            from reversals
+            left join all_originals
+                on all_originals.setl_id = reversals.init_setl_id
+            where all_originals.setl_id is null
+        )
     {% endif %}
 )
 

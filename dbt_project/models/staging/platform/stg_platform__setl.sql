@@ -8,14 +8,40 @@ batches as (
     select * from {{ source('ops', 'batches') }}
 ),
 
-latest as (
-    select
-        *,
-        row_number() over (
-            partition by setl_id
-            order by _batch_path desc, _line_no desc
-        ) as delivery_rank
+-- A settlement id delivered more than once keeps its latest delivery (last batch path,
+-- then last line). Duplicates are rare, so only their deliveries are ranked and the
+-- losers taken out: ranking every row sorted 5.5 million wide rows at `medium` (10 s
+-- against 4).
+duplicated as (
+    select setl_id
     from source
+    group by setl_id
+    having count(*) > 1
+),
+
+superseded as (
+    select _batch_path, _line_no
+    from (
+        select
+            _batch_path,
+            _line_no,
+            row_number() over (
+                partition by setl_id
+                order by _batch_path desc, _line_no desc
+            ) as delivery_rank
+        from source
+        where setl_id in (select setl_id from duplicated)
+    ) as ranked
+    where delivery_rank > 1
+),
+
+latest as (
+    select source.*
+    from source
+    left join superseded
+        on superseded._batch_path = source._batch_path
+        and superseded._line_no = source._line_no
+    where superseded._batch_path is null
 ),
 
 renamed as (
@@ -71,7 +97,6 @@ renamed as (
     from latest
     left join batches
         on batches.path = latest._batch_path
-    where latest.delivery_rank = 1
 )
 
 select * from renamed
