@@ -1,15 +1,19 @@
+{#- The columns `this` holds, lower case, when the build is incremental; else none. -#}
+{% macro held_columns() -%}
+    {%- if execute and is_incremental() -%}
+        {{ return(adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list) }}
+    {%- endif -%}
+    {{ return([]) }}
+{%- endmacro %}
+
 {#- The high-water mark of an incremental model: the largest `column` it holds, or the
     beginning of time when the model is new or predates the column (then the build
     covers everything). Read before the build and written into the SQL as a literal:
     as a scalar subquery it kept DuckDB from pushing the filter down (at `medium`,
     int_settlements_netted's incremental select took 39 s instead of 4). -#}
 {% macro incremental_watermark(column) -%}
-    {%- set columns = [] -%}
-    {%- if execute and is_incremental() -%}
-        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {%- endif -%}
     {%- set mark = none -%}
-    {%- if column | lower in columns -%}
+    {%- if column | lower in held_columns() -%}
         {%- set mark = run_query('select max(' ~ column ~ ') from ' ~ this).columns[0].values()[0] -%}
     {%- endif -%}
     {%- if mark is none -%}
@@ -26,7 +30,7 @@
     {%- if not (execute and is_incremental()) -%}
         {{ return(false) }}
     {%- endif -%}
-    {%- set held = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- set held = held_columns() -%}
     {%- for column in columns -%}
         {%- if column | lower not in held -%}
             {{ return(false) }}
@@ -46,14 +50,5 @@
     (
         select period from {{ upstream }}
         where _built_at > {{ incremental_watermark('_source_built_at') }}
-    )
-{%- endmacro %}
-
-{#- Rank of a delivered row among the deliveries of the same `keys`: 1 for the latest
-    (the last batch path, then the last line), the one staging keeps. -#}
-{% macro latest_delivery_rank(keys) -%}
-    row_number() over (
-        partition by {{ keys | join(', ') }}
-        order by batch_path desc, line_no desc
     )
 {%- endmacro %}

@@ -222,6 +222,11 @@ def rule_base_seconds(settings: Settings) -> float:
     return sum(s for name, s in model_seconds(settings).items() if name.startswith(RULE_MODELS))
 
 
+def _transform_seconds(run) -> float:
+    """Seconds a pipeline run spent in dbt (its transform phase)."""
+    return sum(s for step, s in run.step_seconds.items() if _phase_of(step) == "transform")
+
+
 def _step_detail(settings: Settings) -> dict:
     """What the last build of this home spent its dbt time on, and which settlements it
     rebuilt: why adding a month costs what it costs."""
@@ -276,7 +281,7 @@ def incremental_month(root: Path, landing: Path, scale: str) -> tuple[float, int
         if not run.result.success:
             raise RuntimeError(f"the incremental benchmark failed; see {run.log_path}")
         link(lambda p: True)
-    seconds = sum(s for step, s in run.step_seconds.items() if _phase_of(step) == "transform")
+    seconds = _transform_seconds(run)
     detail = _step_detail(settings)
     shutil.rmtree(work, ignore_errors=True)
     return seconds, len(months), detail
@@ -307,9 +312,7 @@ def bench(home: Path, scale: str) -> dict:
     if not rerun.result.success:
         raise RuntimeError(f"the re-run failed during the benchmark; see {rerun.log_path}")
 
-    rerun_transform = sum(
-        s for step, s in rerun.step_seconds.items() if _phase_of(step) == "transform"
-    )
+    rerun_transform = _transform_seconds(rerun)
 
     incremental_s, n_months, step = incremental_month(root, settings.landing, scale)
     scan_s = baseline_scan(settings.landing)

@@ -19,10 +19,7 @@ snapshots as (
         source.agmt_enddate,
         source.vali_flag,
         batches.period,
-        row_number() over (
-            partition by source.fixmedins_code, batches.period
-            order by source._batch_path desc, source._line_no desc
-        ) as line_rank
+        {{ latest_delivery_rank(['source.fixmedins_code', 'batches.period'], 'source._batch_path', 'source._line_no') }} as line_rank
     from source
     inner join batches
         on batches.path = source._batch_path

@@ -6,10 +6,7 @@ with source as (
 latest as (
     select
         *,
-        row_number() over (
-            partition by admdvs, period, fund_type
-            order by _batch_path desc, _line_no desc
-        ) as delivery_rank
+        {{ latest_delivery_rank(['admdvs', 'period', 'fund_type'], '_batch_path', '_line_no') }} as delivery_rank
     from source
 ),
 

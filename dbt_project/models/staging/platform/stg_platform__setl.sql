@@ -25,10 +25,7 @@ superseded as (
         select
             _batch_path,
             _line_no,
-            row_number() over (
-                partition by setl_id
-                order by _batch_path desc, _line_no desc
-            ) as delivery_rank
+            {{ latest_delivery_rank(['setl_id'], '_batch_path', '_line_no') }} as delivery_rank
         from source
         where setl_id in (select setl_id from duplicated)
     ) as ranked

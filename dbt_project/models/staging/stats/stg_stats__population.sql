@@ -7,10 +7,7 @@ latest as (
         admdvs,
         cast(year as integer) as year,
         resident_pop,
-        row_number() over (
-            partition by admdvs, year
-            order by _batch_path desc, _line_no desc
-        ) as delivery_rank
+        {{ latest_delivery_rank(['admdvs', 'year'], '_batch_path', '_line_no') }} as delivery_rank
     from source
 )
 

@@ -5,10 +5,7 @@ with source as (
 latest as (
     select
         *,
-        row_number() over (
-            partition by recovery_id
-            order by _batch_path desc, _line_no desc
-        ) as delivery_rank
+        {{ latest_delivery_rank(['recovery_id'], '_batch_path', '_line_no') }} as delivery_rank
     from source
 ),
 

@@ -1,0 +1,9 @@
+{#- Rank of a delivered row among the deliveries of the same `keys`: 1 for the latest
+    (the last batch path, then the last line), the one staging keeps. Raw tables name
+    the batch and line `_batch_path` and `_line_no`; staging drops the underscore. -#}
+{% macro latest_delivery_rank(keys, batch_path='batch_path', line_no='line_no') -%}
+    row_number() over (
+        partition by {{ keys | join(', ') }}
+        order by {{ batch_path }} desc, {{ line_no }} desc
+    )
+{%- endmacro %}
