@@ -223,3 +223,25 @@ def test_timestamps_outside_the_batch_month_or_in_the_future(db, tmp_path):
         (future_batch, "future_timestamp"),
     ]
     assert "2023-12-31 23:59:59" in rows[0][2] and "2024-01" in rows[0][2]
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_encoding_read_in_chunks_sees_characters_split_across_them(tmp_path, monkeypatch, shift):
+    """A character cut by a chunk boundary is valid UTF-8; an invalid byte late in a
+    file (past the first chunk) still makes it GB18030."""
+    from yibao.ingest import loader
+
+    monkeypatch.setattr(loader, "_CHUNK", 16)
+    text = "x" * shift + "张三李四王五赵六," * 7 + "\n"
+    utf8 = tmp_path / "utf8.csv"
+    utf8.write_bytes(text.encode("utf-8"))
+    assert loader.detect_encoding(utf8) == "utf-8"
+    gb = tmp_path / "gb.csv"
+    gb.write_bytes(("a" * 40 + text).encode("gb18030"))
+    assert loader.detect_encoding(gb) == "gb18030"
+    late = tmp_path / "late.csv"
+    late.write_bytes(text.encode("utf-8") + "张".encode("gb18030") + b"\n")
+    assert loader.detect_encoding(late) == "gb18030"
+    cut = tmp_path / "cut.csv"  # a file ending inside a character is not UTF-8
+    cut.write_bytes(text.encode("utf-8") + "张".encode()[:2])
+    assert loader.detect_encoding(cut) == "gb18030"

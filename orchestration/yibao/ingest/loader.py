@@ -16,11 +16,13 @@ import gzip
 import hashlib
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -32,6 +34,7 @@ _LAYOUT = re.compile(
     r"(?P<batch>[^/]+)\.(?P<ext>csv|csv\.gz|parquet)$"
 )
 _CHUNK = 1 << 20  # bytes per read when hashing and sniffing encodings
+_SCAN_THREADS = 2  # files hashed and checked for their encoding at once
 _MASK = "'***'"  # what personal fields look like in the quarantine
 PROBLEMS_PER_BATCH = 5  # quarantined records named in the run's log; all are in ops.quarantine
 
@@ -129,17 +132,38 @@ def _open_text_bytes(path: Path):
     return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
-def detect_encoding(path: Path) -> str:
-    """'utf-8' if the whole file decodes as UTF-8, else 'gb18030' (the file does not say)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+def _is_utf8(data: bytes) -> bool:
+    """Arrow's UTF-8 validation: three times Python's decoder, and it releases the GIL."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
-        with _open_text_bytes(path) as fh:
-            while chunk := fh.read(_CHUNK):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "gb18030"
-    return "utf-8"
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)]).validate(
+            full=True
+        )
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _incomplete_tail(chunk: bytes) -> int:
+    """Where the last character of `chunk` starts if it may continue in the next chunk."""
+    end = len(chunk)
+    i = end - 1
+    while i >= 0 and end - i <= 3 and chunk[i] & 0xC0 == 0x80:  # continuation bytes
+        i -= 1
+    return i if i >= 0 and chunk[i] >= 0xC0 else end
+
+
+def detect_encoding(path: Path) -> str:
+    """'utf-8' if the whole file is valid UTF-8, else 'gb18030' (the file does not say)."""
+    carry = b""
+    with _open_text_bytes(path) as fh:
+        while chunk := fh.read(_CHUNK):
+            chunk = carry + chunk
+            cut = _incomplete_tail(chunk)
+            if not _is_utf8(chunk[:cut]):
+                return "gb18030"
+            carry = chunk[cut:]
+    return "utf-8" if _is_utf8(carry) else "gb18030"
 
 
 def transcode_to_utf8(path: Path, target: Path) -> None:
@@ -207,7 +231,7 @@ def _checks(feed: Feed, present: set[str]) -> list[str]:
 
 
 def _is_typed(feed: Feed, name: str) -> bool:
-    """Fields cast once into a typed column of `checked` (the check and the insert use it)."""
+    """Fields cast into a typed column of `checked` (the check and the insert use it)."""
     return any(f.name == name and f.type not in ("str", "code6", "month") for f in feed.fields)
 
 
@@ -252,12 +276,14 @@ def ingest(
     report = IngestReport()
     known = dict(con.execute("select path, checksum from ops.batches").fetchall())
     files = sorted(p for p in landing.rglob("*") if p.is_file() and not p.name.endswith(".part"))
+    if only is not None:
+        files = [p for p in files if only(p.relative_to(landing).as_posix())]
+    # Hashing and reading release the GIL: two threads read two files at once (at `medium`
+    # the landing is 6 GB, hashed and validated before DuckDB reads a byte of it).
+    pool = ThreadPoolExecutor(max_workers=_SCAN_THREADS, thread_name_prefix="yibao-scan")
     todo: list[_File] = []
-    for path in files:
+    for path, checksum in zip(files, pool.map(file_checksum, files), strict=True):
         rel = path.relative_to(landing).as_posix()
-        if only is not None and not only(rel):
-            continue
-        checksum = file_checksum(path)
         if known.get(rel) == checksum and not force:
             report.skipped += 1
             continue
@@ -283,11 +309,15 @@ def ingest(
             )
         elif f.feed not in FEEDS:
             _reject(f, f"unknown feed {f.feed!r}")
-        else:
-            try:
-                _prepare(f, scratch)
-            except BatchRejected as exc:
-                _reject(f, str(exc))
+
+    def prepare(f: _File) -> None:
+        try:
+            _prepare(f, scratch)
+        except BatchRejected as exc:
+            _reject(f, str(exc))
+
+    with pool:
+        list(pool.map(prepare, [f for f in todo if f.result.outcome != "rejected"]))
     try:
         groups: dict[tuple, list[_File]] = {}
         for f in todo:
@@ -348,8 +378,8 @@ def _prepare(f: _File, scratch: Path) -> None:
 
 def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
     """Define temp view `batch` over the group's files (text values, `_file`, `_line_no`),
-    evaluated once by `checked`, and put their unreadable lines (wrong number of fields)
-    into `batch_rejects`."""
+    read by `checked`; count each file's readable records into `batch_counts`, and put
+    their unreadable lines (wrong number of fields) into `batch_rejects`."""
     con.execute("drop table if exists batch_rejects; drop table if exists batch_reject_scans")
     sources = [str(f.source) for f in group]
     file_list = ", ".join(_sql_str(p) for p in sources)  # views take no parameters
@@ -363,6 +393,10 @@ def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
             "hive_partitioning = false)"
         )
         con.execute(
+            "create or replace temp table batch_counts as select filename as _file, "
+            f"count(*) as n from read_parquet([{file_list}], filename = true) group by 1"
+        )
+        con.execute(
             "create temp table batch_rejects (_file varchar, line bigint, csv_line varchar, "
             "error_message varchar)"
         )
@@ -373,7 +407,7 @@ def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
     columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
     con.execute(
         "create or replace temp table batch_read as "
-        "select row_number() over () as _seq, filename as _file, columns(* exclude filename) "
+        "select filename as _file, columns(* exclude filename) "
         f"from read_csv($paths, header = true, auto_detect = false, columns = {columns}, "
         "delim = ',', quote = '\"', escape = '\"', filename = true, hive_partitioning = false, "
         "ignore_errors = true, store_rejects = true, rejects_table = 'batch_rejects_raw', "
@@ -388,40 +422,35 @@ def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
         "group by all"
     )
     con.execute("drop table if exists batch_rejects_raw")
-    if not con.execute("select count(*) from batch_rejects").fetchall()[0][0]:
-        # Nothing set aside: record k of a file is on line k + 1 (line 1 is the header).
-        con.execute(
-            "create or replace temp view batch as "
-            # Rows arrive file by file in order: a file's rows have consecutive _seq.
-            "select _seq - min(_seq) over (partition by _file) + 2 as _line_no, "
-            "* exclude (_seq) from batch_read"
-        )
-        return
-    # Accepted rows take, in order, the line numbers (from 2: line 1 is the header) that
-    # the rejected ones did not: one record a line.
     con.execute(
-        f"""
+        "create or replace temp table batch_counts as "
+        "select _file, min(rowid) as _first, count(*) as n from batch_read group by 1"
+    )
+    # Record k of a file is on line k + 1 (line 1 is the header), or, in a file with lines
+    # set aside, on the k-th line not set aside (one record a line). Rows are stored in
+    # the order read, file by file (insertion order is kept), so a file's rows have
+    # consecutive rowids and k is arithmetic: a window numbering the wide rows (in the
+    # read, or per file) cost as much as the read itself at `medium`. Only the lines of
+    # files with rejects are numbered by a window, and they are narrow.
+    con.execute(
+        """
         create or replace temp view batch as
-        with files as (select unnest([{file_list}]) as _file),
-        accepted as (select _file, count(*) as n from batch_read group by 1),
+        with files as (select * from batch_counts),
         rejected as (select _file, count(*) as n from batch_rejects group by 1),
         lines as (
-            select files._file,
-                unnest(range(2, 2 + coalesce(a.n, 0) + coalesce(r.n, 0))) as line
-            from files
-            left join accepted a using (_file)
-            left join rejected r using (_file)
+            select _file, unnest(range(2, 2 + files.n + rejected.n)) as line
+            from files join rejected using (_file)
         ),
         free as (
-            select _file, line, row_number() over (partition by _file order by line) as k
+            select _file, line, row_number() over (partition by _file order by line) as _k
             from lines anti join batch_rejects using (_file, line)
         ),
-        rows as (
-            select *, row_number() over (partition by _file order by _seq) as k
-            from batch_read
+        numbered as (
+            select b.rowid - files._first + 1 as _k, b.*
+            from batch_read b join files using (_file)
         )
-        select free.line as _line_no, rows.* exclude (k, _seq)
-        from rows join free using (_file, k)
+        select coalesce(free.line, numbered._k + 1) as _line_no, numbered.* exclude (_k)
+        from numbered left join free using (_file, _k)
         """
     )
 
@@ -456,11 +485,24 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
             for fld in feed.fields
             if fld.name in present and _is_typed(feed, fld.name)
         )
+        # `checked` is a view: materialising every row wide a second time cost more than
+        # casting twice. The checks run once, into the narrow `failed` (the rare rows
+        # that fail, with their record for the quarantine); the insert casts again and
+        # leaves those rows out.
         con.execute(
-            "create or replace temp table checked as "
+            "create or replace temp view checked as "
             "with typed as (select b.*, f._rel, f._period"
             f"{typed} from batch b join batch_files f using (_file)) "
             f"select *, {failed} as _failed from typed"
+        )
+        # The quarantined record keeps every field as received, personal ones masked.
+        record = ", ".join(
+            f"{_quote(c)} := {_MASK if c in feed.personal else _quote(c)}" for c in header
+        )
+        con.execute(
+            "create or replace temp table failed as "
+            "select _file, _rel, _line_no, _failed, "
+            f"to_json(struct_pack({record})) as record from checked where _failed is not null"
         )
         targets, values = [], []
         for fld in feed.fields:
@@ -484,17 +526,12 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         con.execute(
             f"insert into raw.{feed.name} ({', '.join(targets)}, _extra, _batch_path, _line_no) "
             f"select {', '.join(values)}, {extra_json}, _rel, _line_no "
-            f"from checked where _failed is null"
-        )
-        # The quarantined record keeps every field as received, personal ones masked.
-        record = ", ".join(
-            f"{_quote(c)} := {_MASK if c in feed.personal else _quote(c)}" for c in header
+            "from checked anti join failed using (_file, _line_no)"
         )
         con.execute(
             "insert into ops.quarantine "
             "select _rel, _line_no, split_part(_failed, '|', 1), split_part(_failed, '|', 2), "
-            f"to_json(struct_pack({record})) from checked where _failed is not null "
-            "order by _rel, _line_no"
+            "record from failed order by _rel, _line_no"
         )
         # Lines with the wrong number of fields: kept as text, personal fields masked by
         # their position in the header, and anything shaped like an ID number masked too.
@@ -520,7 +557,10 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         counts = {
             rel: (read, bad)
             for rel, read, bad in con.execute(
-                "select _rel, count(*), count(_failed) from checked group by 1"
+                "with n as (select * from batch_counts), "
+                "bad as (select _file, count(*) as n from failed group by 1) "
+                "select f._rel, n.n, coalesce(bad.n, 0) "
+                "from n join batch_files f using (_file) left join bad using (_file)"
             ).fetchall()
         }
         rejected = dict(
@@ -555,7 +595,8 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         con.unregister("batch_files")
         con.execute(
             "drop view if exists batch; drop table if exists batch_read; "
-            "drop table if exists checked"
+            "drop table if exists batch_counts; "
+            "drop view if exists checked; drop table if exists failed"
         )
         con.execute("commit")
     except Exception:
