@@ -245,3 +245,36 @@ def test_encoding_read_in_chunks_sees_characters_split_across_them(tmp_path, mon
     cut = tmp_path / "cut.csv"  # a file ending inside a character is not UTF-8
     cut.write_bytes(text.encode("utf-8") + "张".encode()[:2])
     assert loader.detect_encoding(cut) == "gb18030"
+
+
+@pytest.mark.parametrize("group_bytes", [1 << 30, 1])
+def test_line_numbers_per_file_when_files_are_read_together_or_apart(
+    db, tmp_path, monkeypatch, group_bytes
+):
+    """Several files read in one statement (or one each): every file's records keep their
+    own line numbers, around the lines set aside in one of them."""
+    from yibao.ingest import loader
+
+    monkeypatch.setattr(loader, "_GROUP_BYTES", group_bytes)
+    short = ",".join(ROW2.split(",")[:-2])
+    rows = {
+        "a.csv": [ROW1, ROW2.replace("P2", "A2"), ROW2.replace("P2", "A3")],
+        "b.csv": [ROW1.replace("P1", "B1"), short, short, ROW2.replace("P2", "B4")],
+        "c.csv": [ROW1.replace("P1", "C1")],
+    }
+    for name, lines in rows.items():
+        _write(tmp_path / "landing", BATCH.replace("b1.csv", name), "\n".join([HEADER, *lines]))
+    _ingest(db, tmp_path)
+    loaded = db.execute(
+        "select regexp_extract(_batch_path, '[a-c]\\.csv'), psn_no, _line_no from raw.psn_insu "
+        "order by 1, 3"
+    ).fetchall()
+    assert loaded == [
+        ("a.csv", "P1", 2), ("a.csv", "A2", 3), ("a.csv", "A3", 4),
+        ("b.csv", "B1", 2), ("b.csv", "B4", 5),
+        ("c.csv", "C1", 2),
+    ]  # fmt: skip
+    quarantined = db.execute("select path, line_no from ops.quarantine order by 1, 2").fetchall()
+    assert [(p.rsplit("/", 1)[1], n) for p, n in quarantined] == [("b.csv", 3), ("b.csv", 4)]
+    ledger = db.execute("select rows_read, rows_loaded from ops.batches order by path").fetchall()
+    assert ledger == [(3, 3), (4, 2), (1, 1)]

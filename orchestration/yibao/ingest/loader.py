@@ -35,6 +35,7 @@ _LAYOUT = re.compile(
 )
 _CHUNK = 1 << 20  # bytes per read when hashing and sniffing encodings
 _SCAN_THREADS = 2  # files hashed and checked for their encoding at once
+_GROUP_BYTES = 512 << 20  # landed bytes read by one statement at most
 _MASK = "'***'"  # what personal fields look like in the quarantine
 PROBLEMS_PER_BATCH = 5  # quarantined records named in the run's log; all are in ops.quarantine
 
@@ -325,24 +326,45 @@ def ingest(
                 _record(con, [f])
                 continue
             groups.setdefault((f.feed, f.ext == "parquet", f.header), []).append(f)
-        for (feed, _, _), group in groups.items():
-            try:
-                _load_group(con, FEEDS[feed], group, key)
-            except duckdb.Error:
-                # One file spoiled the group's read: load each on its own, so that only
-                # the bad one is rejected, with its own message.
-                for f in group:
-                    try:
-                        _load_group(con, FEEDS[feed], [f], key)
-                    except duckdb.Error as exc:
-                        _reject(f, f"unreadable file: {str(exc).splitlines()[0]}")
-                        _record(con, [f])
+        for (feed, _, _), files_alike in groups.items():
+            for group in _slices(files_alike, _GROUP_BYTES):
+                _load_or_split(con, FEEDS[feed], group, key)
     finally:
         for f in todo:  # the UTF-8 copies hold personal data: never keep them
             if f.source is not None and f.source != f.path:
                 f.source.unlink(missing_ok=True)
     report.batches = [f.result for f in todo]
     return report
+
+
+def _slices(files: list[_File], cap: int) -> list[list[_File]]:
+    """Consecutive runs of `files` of at most `cap` bytes on disk (at least one file each):
+    one statement reads a run, so what it holds in memory stays bounded at any tier
+    (3.5 GB of fee lines read as one group spilled to disk at `medium`)."""
+    runs: list[list[_File]] = []
+    size = 0
+    for f in files:
+        n = f.path.stat().st_size
+        if not runs or size + n > cap:
+            runs.append([])
+            size = 0
+        runs[-1].append(f)
+        size += n
+    return runs
+
+
+def _load_or_split(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], key: bytes):
+    try:
+        _load_group(con, feed, group, key)
+    except duckdb.Error:
+        # One file spoiled the group's read: load each on its own, so that only
+        # the bad one is rejected, with its own message.
+        for f in group:
+            try:
+                _load_group(con, feed, [f], key)
+            except duckdb.Error as exc:
+                _reject(f, f"unreadable file: {str(exc).splitlines()[0]}")
+                _record(con, [f])
 
 
 def _reject(f: _File, reason: str) -> None:
