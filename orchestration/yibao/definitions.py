@@ -5,6 +5,7 @@ Expectations suites as blocking asset checks → `warehouse/published` (publish)
 A failed blocking check stops the run before publish: the live version stays.
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,13 @@ def ingest_landing(context: dg.AssetExecutionContext, run_lock: RunLockResource)
     finally:
         con.close()
     context.log.info(report.summary())
+    # Where ingestion spent its time, for the on-call engineer and the benchmark.
+    spent = sorted(report.seconds.items(), key=lambda kv: -kv[1])
+    context.log.info("ingest seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in spent))
+    settings.logs.mkdir(parents=True, exist_ok=True)
+    (settings.logs / "ingest_seconds.json").write_text(
+        json.dumps({k: round(v, 3) for k, v in spent})
+    )
     problems = []  # one line per file (rejected) or record (quarantined): what and why
     for batch in report.batches:
         if batch.outcome == "rejected":

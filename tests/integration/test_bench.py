@@ -72,6 +72,10 @@ def test_bench_writes_a_consistent_report(home):
     assert report["dashboard_charts"] == len(charts) > 20
     # The rule base is timed apart and scored against the truth of the same files.
     assert 0 < report["rules_s"] < report["phases"]["transform"]
+    # Ingestion's own split: the landed files, then every feed, within the ingest phase.
+    spent = report["ingest_seconds"]
+    assert {"files (hash, encoding)", "setl", "fee_list", "psn_insu"} <= set(spent)
+    assert 0 < sum(spent.values()) <= report["phases"]["ingest"]
     assert report["rule_hits"] > 0 and 0 <= report["rules_min_precision"] <= 1
     assert report["machine"]["cores"] >= 1 and report["peak_rss_mb"] > 0
     assert report["pandas_peak_rss_mb"] > 0  # measured in a process of its own

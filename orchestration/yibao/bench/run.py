@@ -308,6 +308,8 @@ def bench(home: Path, scale: str) -> dict:
         phases[_phase_of(step)] += seconds
     phases["orchestration"] = max(0.0, run.seconds - sum(phases.values()))
     rules_s = rule_base_seconds(settings)
+    # Where ingestion spent its time (the re-run below writes this file again).
+    ingest_seconds = json.loads((settings.logs / "ingest_seconds.json").read_text())
     rerun = run_pipeline(settings, announce=lambda _line: None)
     if not rerun.result.success:
         raise RuntimeError(f"the re-run failed during the benchmark; see {rerun.log_path}")
@@ -362,6 +364,7 @@ def bench(home: Path, scale: str) -> dict:
         "ratio_to_scan": round(end_to_end / scan_s, 1),
         # Ingestion alone against the same bare read (target: within 2×).
         "ingest_ratio_to_scan": round(phases["ingest"] / scan_s, 2),
+        "ingest_seconds": ingest_seconds,
         "pandas_coverage_s": round(pandas_s, 3),
         # pandas computes only the coverage counts: compare it with what builds them here.
         "pandas_ratio": round(pandas_s / (phases["ingest"] + phases["transform"]), 3),
@@ -429,7 +432,10 @@ def _judge(report: dict) -> list[dict]:
         (
             "ingest ≤ 2× bare scan",
             report["ingest_ratio_to_scan"] <= TARGETS["ingest_ratio_to_scan"],
-            "ingest is the largest cost after dbt: see phases",
+            "the scan only counts rows; ingestion also hashes every file and checks its "
+            "encoding, types and checks every field, pseudonymises and writes compressed "
+            "storage. Its seconds: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in list(report["ingest_seconds"].items())[:4]),
         ),
         ("≥ 10× faster than pandas", report["pandas_ratio"] >= TARGETS["pandas_ratio_min"]),
         (

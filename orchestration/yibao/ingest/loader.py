@@ -15,6 +15,7 @@ import csv
 import gzip
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class BatchResult:
 class IngestReport:
     batches: list[BatchResult] = field(default_factory=list)
     skipped: int = 0
+    # Where the time went: reading the files (hashes, encodings), then each feed's loads.
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rejected(self) -> list[BatchResult]:
@@ -275,6 +278,7 @@ def ingest(
     """
     ensure_schema(con)
     report = IngestReport()
+    started = time.perf_counter()
     known = dict(con.execute("select path, checksum from ops.batches").fetchall())
     files = sorted(p for p in landing.rglob("*") if p.is_file() and not p.name.endswith(".part"))
     if only is not None:
@@ -319,6 +323,7 @@ def ingest(
 
     with pool:
         list(pool.map(prepare, [f for f in todo if f.result.outcome != "rejected"]))
+    report.seconds["files (hash, encoding)"] = time.perf_counter() - started
     try:
         groups: dict[tuple, list[_File]] = {}
         for f in todo:
@@ -328,7 +333,10 @@ def ingest(
             groups.setdefault((f.feed, f.ext == "parquet", f.header), []).append(f)
         for (feed, _, _), files_alike in groups.items():
             for group in _slices(files_alike, _GROUP_BYTES):
+                started = time.perf_counter()
                 _load_or_split(con, FEEDS[feed], group, key)
+                spent = time.perf_counter() - started
+                report.seconds[feed] = report.seconds.get(feed, 0.0) + spent
     finally:
         for f in todo:  # the UTF-8 copies hold personal data: never keep them
             if f.source is not None and f.source != f.path:
