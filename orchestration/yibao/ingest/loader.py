@@ -3,9 +3,10 @@
 A batch is identified by its path under ``landing/``. The same bytes seen again
 change nothing; new bytes under the same path replace exactly that batch's rows,
 in one transaction. DuckDB does the reading, checking and casting in SQL, and it
-reads all new batches of a feed that share a header and format in one statement:
-per-file statements cost ~40 ms each, which made ingestion 10× a bare scan. A group
-that fails as a whole is retried file by file, so one bad file never stops the rest.
+reads new batches of a feed that share a header and format together, up to 512 MB a
+statement: per-file statements cost ~40 ms each, which made ingestion 10× a bare scan,
+and one statement for 3.5 GB spilled past the memory limit. A group that fails as a
+whole is retried file by file, so one bad file never stops the rest.
 """
 
 from __future__ import annotations
