@@ -65,8 +65,18 @@ def test_bench_writes_a_consistent_report(home):
     assert report["incremental_top_models"] and all(
         s >= 0 for _, s in report["incremental_top_models"]
     )
-    # The pandas baseline computed the same figures as the mart: the comparison is fair.
+    # The pandas baseline computed the same figures as the marts: the comparison is fair.
     assert report["pandas_matches_mart"] is True
+    # ... and is set against what the pipeline spent on those marts: a part of the run.
+    same = report["pandas_same_marts"]
+    assert {"coverage_monthly", "fund_balance_monthly", "int_enrollment_history"} <= set(
+        same["models"]
+    )
+    assert not any(m.startswith(("int_rule_", "rule_hits")) for m in same["models"])
+    assert 0 < same["ingest_s"] < report["phases"]["ingest"]
+    assert 0 < same["models_s"] < report["phases"]["transform"]
+    assert report["pandas_ratio"] == pytest.approx(report["pandas_s"] / same["total_s"], rel=0.01)
+    assert report["pandas_ratio_whole_pipeline"] < report["pandas_ratio"]
     # Every chart of every dashboard in the bundle is timed, not a sample.
     charts = list((Path(__file__).resolve().parents[2] / "dashboards" / "charts").glob("*.yaml"))
     assert report["dashboard_charts"] == len(charts) > 20
