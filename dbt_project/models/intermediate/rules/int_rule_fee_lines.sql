@@ -40,19 +40,47 @@ changed as (
 ),
 {% endif %}
 
--- Lines of the settlements to build, then the latest delivery of each: ranking
--- after the selection keeps an added month from ranking every line ever delivered.
-lines as (
-    select * from (
+-- Lines of the settlements to build, the latest delivery of each. A line delivered
+-- more than once is rare (a batch sent again under another path), so only such lines
+-- are ranked and the superseded deliveries taken out: ranking all 22 million lines at
+-- `medium` sorted every wide row (15 s against 5). These CTEs read the view itself, not
+-- `deliveries`: DuckDB materialises a CTE referenced more than once.
+duplicated as (
+    select setl_id, feedetl_sn
+    from {{ ref('stg_platform__fee_list_deliveries') }}
+    {% if incremental %}
+    where setl_id in (select setl_id from changed)
+    {% endif %}
+    group by setl_id, feedetl_sn
+    having count(*) > 1
+),
+
+superseded as (
+    select batch_path, line_no
+    from (
         select
-            deliveries.*,
-            {{ latest_delivery_rank(['setl_id', 'feedetl_sn']) }} as delivery_rank
-        from deliveries
-        {% if incremental %}
-        where setl_id in (select setl_id from changed)
-        {% endif %}
+            repeated.batch_path,
+            repeated.line_no,
+            {{ latest_delivery_rank(['repeated.setl_id', 'repeated.feedetl_sn'],
+                'repeated.batch_path', 'repeated.line_no') }} as delivery_rank
+        from {{ ref('stg_platform__fee_list_deliveries') }} as repeated
+        inner join duplicated
+            on duplicated.setl_id = repeated.setl_id
+            and duplicated.feedetl_sn = repeated.feedetl_sn
     ) as ranked
-    where delivery_rank = 1
+    where delivery_rank > 1
+),
+
+lines as (
+    select deliveries.*
+    from deliveries
+    left join superseded
+        on superseded.batch_path = deliveries.batch_path
+        and superseded.line_no = deliveries.line_no
+    where superseded.batch_path is null
+    {% if incremental %}
+        and deliveries.setl_id in (select setl_id from changed)
+    {% endif %}
 ),
 
 built as (

@@ -11,10 +11,11 @@ batches as (
 -- A settlement id delivered more than once keeps its latest delivery (last batch path,
 -- then last line). Duplicates are rare, so only their deliveries are ranked and the
 -- losers taken out: ranking every row sorted 5.5 million wide rows at `medium` (10 s
--- against 4).
+-- against 4). These read the raw table, not `source`: DuckDB materialises a CTE
+-- referenced more than once, a copy of every wide row in each model reading this view.
 duplicated as (
     select setl_id
-    from source
+    from {{ source('raw', 'setl') }}
     group by setl_id
     having count(*) > 1
 ),
@@ -26,7 +27,7 @@ superseded as (
             _batch_path,
             _line_no,
             {{ latest_delivery_rank(['setl_id'], '_batch_path', '_line_no') }} as delivery_rank
-        from source
+        from {{ source('raw', 'setl') }}
         where setl_id in (select setl_id from duplicated)
     ) as ranked
     where delivery_rank > 1
