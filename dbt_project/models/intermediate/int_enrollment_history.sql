@@ -27,11 +27,25 @@ versions as (
     from changes
 ),
 
+grouped as (
+    select
+        *,
+        -- Basic coverage is one scheme: a person in both 310 and 390 is enrolled twice.
+        case
+            when insutype in ('{{ var("basic_insutypes") | join("', '") }}') then 'basic'
+            else insutype
+        end as scheme_group
+    from versions
+),
+
 final as (
     select
         *,
-        valid_to is null as is_current
-    from versions
+        valid_to is null as is_current,
+        -- More than one version in the scheme group: only such persons' month ends need
+        -- ranking to find the primary enrollment (int_enrollments_at_month_end).
+        count(*) over (partition by person_key, scheme_group) > 1 as has_alternatives
+    from grouped
 )
 
 select * from final
