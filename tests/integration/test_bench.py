@@ -30,7 +30,8 @@ REQUIRED = {
 
 
 def test_bench_writes_a_consistent_report(home):
-    proc = run_yibao(home, "bench", "--scale", "tiny")
+    # Four pipeline runs, two generations and the baselines: more than the default guard.
+    proc = run_yibao(home, "bench", "--scale", "tiny", timeout=1200)
     assert "Yibao benchmark" in proc.stdout
     report = json.loads((home / "bench" / "report.json").read_text())
     assert REQUIRED <= set(report)
