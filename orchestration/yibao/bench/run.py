@@ -61,6 +61,18 @@ def baseline_scan(landing: Path) -> float:
     return time.perf_counter() - started
 
 
+def _levels_above(region):
+    """Each region code's nation, province and prefecture, as pandas Series."""
+    import pandas as pd
+
+    return (
+        ("national", pd.Series("100000", index=region.index)),
+        ("province", region.str[:2] + "0000"),
+        # AA90CC: a county-level unit under the province stands at prefecture rank.
+        ("prefecture", region.where(region.str[2:4] == "90", region.str[:4] + "00")),
+    )
+
+
 def pandas_coverage(landing: Path):
     """The national, province and prefecture coverage counts as a small team might write them."""
     import pandas as pd
@@ -79,13 +91,7 @@ def pandas_coverage(landing: Path):
         primary = active.sort_values(
             ["psn_insu_date", "updt_time", "psn_no"], ascending=[False, False, True]
         ).drop_duplicates("certno")
-        region = primary["insuplc_admdvs"]
-        for level, key in (
-            ("national", pd.Series("100000", index=region.index)),
-            ("province", region.str[:2] + "0000"),
-            # AA90CC: a county-level unit under the province stands at prefecture rank.
-            ("prefecture", region.where(region.str[2:4] == "90", region.str[:4] + "00")),
-        ):
+        for level, key in _levels_above(primary["insuplc_admdvs"]):
             for admdvs, n in primary.groupby(key).size().items():
                 out.append((month.start_time.date().isoformat(), admdvs, level, int(n)))
     return sorted(out)
@@ -102,12 +108,8 @@ def pandas_fund_balance(landing: Path):
     import pandas as pd
 
     root = landing / "fund_ledger"
-    frames = []
-    for f in sorted(root.rglob("*.csv"), key=lambda p: str(p.relative_to(landing))):
-        frame = pd.read_csv(f, dtype=str)
-        frame["batch"] = str(f.relative_to(landing))
-        frames.append(frame)
-    df = pd.concat(frames, ignore_index=True)
+    files = sorted(root.rglob("*.csv"), key=lambda p: str(p.relative_to(landing)))
+    df = pd.concat([pd.read_csv(f, dtype=str) for f in files], ignore_index=True)
     # A region × month × fund delivered again: the last file, then its last line, wins.
     df = df.drop_duplicates(["admdvs", "period", "fund_type"], keep="last")
     for col in LEDGER_AMOUNTS:
@@ -115,12 +117,7 @@ def pandas_fund_balance(landing: Path):
     df["income"] = df["inc_contrib"] + df["inc_subsidy"] + df["inc_interest"] + df["inc_other"]
     df["expenditure"] = df["exp_benefit"] + df["exp_other"]
     region = df["admdvs"]
-    levels = [
-        region,
-        region.where(region.str[2:4] == "90", region.str[:4] + "00"),
-        region.str[:2] + "0000",
-        pd.Series("100000", index=region.index),
-    ]
+    levels = [region, *(key for _level, key in _levels_above(region))]
     # A code stands once at each level above it (a prefecture is its own prefecture).
     rolled = pd.concat([df.assign(level_admdvs=key) for key in levels]).drop_duplicates(
         ["admdvs", "period", "fund_type", "level_admdvs"]
