@@ -332,8 +332,21 @@ from (
             partition by period, person_key, scheme_group
             order by psn_insu_date nulls last, valid_from, psn_no
         ) as seniority
-    from {{ ref('int_enrollments_at_month_end') }}
-    where scheme_group = 'basic'
+    from {{ ref('int_enrollments_at_month_end') }} as enrollments
+    -- Only a person holding two basic enrollments at a month end can hold a junior one:
+    -- there the month ends rank the person's enrollments (enrollment_rank > 1). Ranking
+    -- every month end took 15 of the rule base's 21 s at `medium`.
+    inner join (
+        select distinct
+            period as dup_period,
+            person_key as dup_person_key
+        from {{ ref('int_enrollments_at_month_end') }}
+        where scheme_group = 'basic'
+            and enrollment_rank > 1
+    ) as twice
+        on twice.dup_period = enrollments.period
+        and twice.dup_person_key = enrollments.person_key
+    where enrollments.scheme_group = 'basic'
 ) as d
 left join (
     select
