@@ -1,8 +1,6 @@
-with enrollments as (
-    select * from {{ ref('int_enrollments_at_month_end') }}
-),
-
-population as (
+-- The month ends are read twice below, each time from the table: DuckDB materialises
+-- a CTE referenced more than once (a copy of every month end, 15 million at `medium`).
+with population as (
     select * from {{ ref('stg_stats__population') }}
 ),
 
@@ -25,7 +23,7 @@ by_type as (
         insutype,
         enrollment_rank,
         insuplc_admdvs
-    from enrollments
+    from {{ ref('int_enrollments_at_month_end') }}
 ),
 
 with_all as (
@@ -37,7 +35,7 @@ with_all as (
         'all' as insutype,
         enrollment_rank,
         insuplc_admdvs
-    from enrollments
+    from {{ ref('int_enrollments_at_month_end') }}
     where scheme_group = 'basic'
 ),
 
