@@ -44,6 +44,7 @@ def test_bench_writes_a_consistent_report(home):
     # The month added later was transformed, and its ratio is its share of the full build.
     assert report["incremental_month_s"] > 0
     months = 3  # the tier's default window
+    assert report["months"] == months
     assert report["incremental_month_ratio"] == pytest.approx(
         report["incremental_month_s"] / (report["phases"]["transform"] / months), rel=0.02
     )
