@@ -82,6 +82,23 @@ select
 where p.fixmedins_code <> s.fixmedins_code
 {%- endmacro %}
 
+{#- Imaging lines (CT, MRI, PET) with the person of their settlement: the fee lines do
+    not carry the pseudonym (int_rule_fee_lines says why), and imaging lines are few. -#}
+{% macro rule_imaging_lines() -%}
+    (
+        select
+            lines.setl_id,
+            lines.item_flag,
+            lines.service_date,
+            lines.fund_share_amt,
+            settlements.person_key
+        from {{ ref('int_rule_fee_lines') }} as lines
+        inner join {{ ref('int_rule_settlements') }} as settlements
+            on settlements.setl_id = lines.setl_id
+        where lines.item_flag like 'imaging%'
+    )
+{%- endmacro %}
+
 {#- The same imaging modality billed again for the person within the window. -#}
 {% macro rule_repeat_imaging(rule) -%}
 select
@@ -90,8 +107,8 @@ select
     min(later.item_flag || ' on ' || cast(later.service_date as {{ dbt.type_string() }})
         || ' after one on ' || cast(earlier.service_date as {{ dbt.type_string() }})
         || ' (settlement ' || earlier.setl_id || ')') as evidence
-from {{ ref('int_rule_fee_lines') }} as later
-inner join {{ ref('int_rule_fee_lines') }} as earlier
+from {{ rule_imaging_lines() }} as later
+inner join {{ rule_imaging_lines() }} as earlier
     on earlier.person_key = later.person_key
     and earlier.item_flag = later.item_flag
     and earlier.setl_id <> later.setl_id
@@ -99,10 +116,8 @@ inner join {{ ref('int_rule_fee_lines') }} as earlier
     and {{ dbt.datediff('earlier.service_date', 'later.service_date', 'day') }} < {{ rule["window_days"] }}
 inner join {{ ref('int_rule_settlements') }} as s
     on s.setl_id = later.setl_id
-where later.item_flag like 'imaging%'
-    and earlier.item_flag like 'imaging%'
-    -- Two scans on the same day: the later settlement id is the repeat.
-    and (earlier.service_date < later.service_date or earlier.setl_id < later.setl_id)
+-- Two scans on the same day: the later settlement id is the repeat.
+where (earlier.service_date < later.service_date or earlier.setl_id < later.setl_id)
 group by s.setl_id, s.psn_no, s.period, s.mdtrtarea_admvs
 {%- endmacro %}
 
