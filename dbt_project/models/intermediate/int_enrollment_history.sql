@@ -67,7 +67,7 @@ versions as (
         extract(year from brdy) as birth_year,
         updt_time as valid_from,
         batch_processed_at,
-        batch_path,
+        batch_path as _batch_path,
         lead(updt_time) over (
             partition by psn_no, insutype, insuplc_admdvs
             order by updt_time, batch_path, line_no
@@ -88,25 +88,11 @@ grouped as (
 
 built as (
     select
-        person_key,
-        psn_no,
-        insutype,
-        insuplc_admdvs,
-        psn_type,
-        psn_insu_stas,
-        psn_insu_date,
-        paus_insu_date,
-        gend,
-        birth_year,
-        valid_from,
-        batch_processed_at,
-        valid_to,
-        scheme_group,
+        *,
         valid_to is null as is_current,
         -- More than one version in the scheme group: only such persons' month ends need
         -- ranking to find the primary enrollment (int_enrollments_at_month_end).
         count(*) over (partition by person_key, scheme_group) > 1 as has_alternatives,
-        batch_path as _batch_path,
         false as _is_tombstone,
         {{ run_timestamp() }} as _built_at
     from grouped
@@ -120,7 +106,7 @@ final as (
     union all
     select
         person_key,
-        {#- the remaining columns of `built`, empty -#}
+        {#- the remaining columns of `built` (psn_no to has_alternatives), empty -#}
         null, null, null, null, null, null, null, null, null, null, null, null, null, null,
         null, null,
         true as _is_tombstone,
