@@ -23,8 +23,7 @@ with
 new_rows as (
     select
         person_key,
-        psn_no,
-        batch_path
+        psn_no
     from {{ ref('stg_platform__psn_insu') }}
     where batch_processed_at > {{ incremental_watermark('batch_processed_at') }}
 ),
@@ -35,8 +34,13 @@ persons as (
     select person_key from {{ ref('stg_platform__psn_insu') }}
     where psn_no in (select psn_no from new_rows)
     union
+    -- Held from a batch loaded again: read from the ledger, so that a batch sent again
+    -- with no rows left still takes its persons' versions away.
     select person_key from {{ this }}
-    where _batch_path in (select batch_path from new_rows)
+    where _batch_path in (
+        select path from {{ source('ops', 'batches') }}
+        where processed_at > {{ incremental_watermark('batch_processed_at') }}
+    )
 ),
 {% endif %}
 
