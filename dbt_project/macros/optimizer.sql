@@ -1,26 +1,20 @@
-{#- Hooks for a model whose query reads the same view from two places. DuckDB 2.0's
+{#- A hook for a model whose query reads the same view from two places. DuckDB 2.0's
     common-subplan optimiser then computes the view once and materialises it: for
     int_settlements_netted, a copy of every wide settlement row (6 GB written to disk at
-    `medium`, 19 s against 11 without). Off for that model only: elsewhere the shared
+    `medium`, 19 s against 11 without). Off for that model only (pre-hook
+    common_subplans(false), post-hook common_subplans(true)): elsewhere the shared
     subplans pay. Other engines: nothing to do. -#}
-{% macro without_common_subplans() -%}
-    {{ return(adapter.dispatch('without_common_subplans', 'yibao')()) }}
+{% macro common_subplans(enabled) -%}
+    {{ return(adapter.dispatch('common_subplans', 'yibao')(enabled)) }}
 {%- endmacro %}
 
-{% macro default__without_common_subplans() -%}
+{% macro default__common_subplans(enabled) -%}
 {%- endmacro %}
 
-{% macro duckdb__without_common_subplans() -%}
-    set disabled_optimizers = 'common_subplan'
-{%- endmacro %}
-
-{% macro with_common_subplans() -%}
-    {{ return(adapter.dispatch('with_common_subplans', 'yibao')()) }}
-{%- endmacro %}
-
-{% macro default__with_common_subplans() -%}
-{%- endmacro %}
-
-{% macro duckdb__with_common_subplans() -%}
+{% macro duckdb__common_subplans(enabled) -%}
+    {%- if enabled -%}
     reset disabled_optimizers
+    {%- else -%}
+    set disabled_optimizers = 'common_subplan'
+    {%- endif -%}
 {%- endmacro %}

@@ -18,6 +18,7 @@
     post_hook="delete from {{ this }} where _is_tombstone"
 ) }}
 {%- set incremental = is_incremental_with(['_is_tombstone', '_batch_path']) %}
+{%- if incremental %}{% set loaded_since = incremental_watermark('batch_processed_at') %}{% endif %}
 with
 {% if incremental %}
 new_rows as (
@@ -25,7 +26,7 @@ new_rows as (
         person_key,
         psn_no
     from {{ ref('stg_platform__psn_insu') }}
-    where batch_processed_at > {{ incremental_watermark('batch_processed_at') }}
+    where batch_processed_at > {{ loaded_since }}
 ),
 
 persons as (
@@ -39,7 +40,7 @@ persons as (
     select person_key from {{ this }}
     where _batch_path in (
         select path from {{ source('ops', 'batches') }}
-        where processed_at > {{ incremental_watermark('batch_processed_at') }}
+        where processed_at > {{ loaded_since }}
     )
 ),
 {% endif %}

@@ -15,8 +15,8 @@
     incremental_strategy='delete+insert',
     unique_key='setl_id',
     on_schema_change='append_new_columns',
-    pre_hook="{{ without_common_subplans() }}",
-    post_hook="{{ with_common_subplans() }}"
+    pre_hook="{{ common_subplans(false) }}",
+    post_hook="{{ common_subplans(true) }}"
 ) }}
 {%- set amounts = settlement_amounts() %}
 {%- set incremental = is_incremental_with(['is_withdrawn', '_batch_path']) %}
