@@ -18,7 +18,7 @@ INCREMENTAL = (
     "settlement_monthly",
     "cross_province_settlement_monthly",
     "fund_reconciliation_monthly",
-    # Built on int_rule_settlements and int_rule_fee_lines, incremental by month too.
+    # Built by int_rule_hits, incremental by settlement and person.
     "rule_hits",
     "rule_hits_monthly",
     # Built on int_enrollments_at_month_end, incremental from the earliest change.
@@ -115,8 +115,18 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     enrollments[0].write_bytes(b"\n".join([header, *rest]))
     history_built = "select max(_built_at) from intermediate.int_enrollment_history"
     history_before = _query(stepwise, history_built)
+    hits_built = "select max(_built_at) from intermediate.int_rule_hits"
+    [(hits_before,)] = _query(stepwise, hits_built)
     run_yibao(stepwise, "run")
     second = _built(stepwise)
+    # Rule hits by scope: those of the new and changed settlements and their persons
+    # were redone, hits of settlements and persons nothing touched were kept.
+    [(hits_rebuilt, hits_rows)] = _query(
+        stepwise,
+        "select count(*) filter (where _built_at > $b), count(*) from intermediate.int_rule_hits",
+        {"b": hits_before},
+    )
+    assert 0 < hits_rebuilt < hits_rows
     # Enrollment history by person: the persons of March's changes and of the corrected
     # batch were rebuilt, not everyone.
     [(history_rebuilt, history_rows)] = _query(
@@ -157,9 +167,11 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
 
     # A run with nothing new rebuilds nothing; a full refresh rebuilds every month alike.
     history_before = _query(stepwise, history_built)
+    hits_before = _query(stepwise, hits_built)
     run_yibao(stepwise, "run")
     assert _built(stepwise) == second
     assert _query(stepwise, history_built) == history_before
+    assert _query(stepwise, hits_built) == hits_before
     run_yibao(stepwise, "run", "--full-refresh")
     refreshed = _built(stepwise)
     assert set(refreshed) == set(second) and len(set(refreshed.values())) == 1

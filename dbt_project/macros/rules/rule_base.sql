@@ -32,3 +32,26 @@
     {{ alias }}.period,
     {{ alias }}.mdtrtarea_admvs as admdvs
 {%- endmacro %}
+
+{#- What a rule reads for one of its inputs: the relation itself, or what the model
+    compiling it put in rule['_inputs'] (int_rule_hits: the settlements in scope). -#}
+{% macro rule_input(rule, name) -%}
+    {%- set inputs = rule.get('_inputs') or {} -%}
+    {%- if name in inputs -%}
+        {{ return(inputs[name]) }}
+    {%- endif -%}
+    {{ return(ref(name)) }}
+{%- endmacro %}
+
+{#- What a rule's hits depend on, so what an incremental build must redo them for:
+    's' the settlement alone (with reference data), 'p' the person's settlements within
+    a window, 'e' the person's enrollments (int_rule_hits says how each is scoped). -#}
+{% macro rule_scope(rule) -%}
+    {%- if rule['template'] in ('repeat_imaging', 'split_hospitalisation', 'overlapping_stays',
+                                'high_frequency_visits') -%}
+        {{ return('p') }}
+    {%- elif rule['template'] == 'duplicate_enrollment' -%}
+        {{ return('e') }}
+    {%- endif -%}
+    {{ return('s') }}
+{%- endmacro %}

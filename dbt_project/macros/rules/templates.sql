@@ -1,7 +1,9 @@
 {#- Rule templates: one macro per kind of check, each a select of the settlements (or
     enrollments) where the rule fires, with the money attributable to the breach
     (suspect_amt, yuan) and a line of evidence. Parameters come from the rule's row
-    in the rule base; thresholds live there, not here. -#}
+    in the rule base; thresholds live there, not here. The settlements, fee lines,
+    code restrictions and month ends are read through rule_input(rule, name), so that
+    int_rule_hits can hand a rule only the part it rebuilds. -#}
 
 {#- Diagnosis or procedure reserved to the other sex. -#}
 {% macro rule_code_sex_conflict(rule) -%}
@@ -10,8 +12,8 @@ select
     max(s.fund_pay_sumamt) as suspect_amt,
     min(r.code_system || ' ' || r.code || ' in ' || r.range_id || ' is for sex ' || r.sex
         || '; patient sex ' || s.gend) as evidence
-from {{ ref('int_rule_code_restrictions') }} as r
-inner join {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_code_restrictions') }} as r
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = r.setl_id
 where r.code_system = '{{ rule["code_system"] }}'
     and r.sex is not null
@@ -29,8 +31,8 @@ select
         || coalesce(cast(r.age_min as {{ dbt.type_string() }}), '0') || '-'
         || coalesce(cast(r.age_max as {{ dbt.type_string() }}), '') || '; patient aged '
         || cast(s.age_years as {{ dbt.type_string() }})) as evidence
-from {{ ref('int_rule_code_restrictions') }} as r
-inner join {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_code_restrictions') }} as r
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = r.setl_id
 where r.restriction = '{{ rule["restriction"] }}'
     {%- if rule["code_system"] not in (none, '', 'any') %}
@@ -47,7 +49,7 @@ select
     {{ rule_settlement_columns('s') }},
     s.fund_pay_sumamt as suspect_amt,
     'practitioner ' || s.atddr_no || ' is not in the register' as evidence
-from {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_settlements') }} as s
 left join (select distinct dr_code from {{ ref('dim_practitioners') }}) as p
     on p.dr_code = s.atddr_no
 where s.atddr_no is not null
@@ -55,8 +57,8 @@ where s.atddr_no is not null
 {%- endmacro %}
 
 {#- The register entry in force in the settlement's month, for the two rules below. -#}
-{% macro _practitioner_in_force() -%}
-from {{ ref('int_rule_settlements') }} as s
+{% macro _practitioner_in_force(rule) -%}
+from {{ rule_input(rule, 'int_rule_settlements') }} as s
 inner join {{ ref('dim_practitioners') }} as p
     on p.dr_code = s.atddr_no
     and p.valid_from <= s.period
@@ -69,7 +71,7 @@ select
     s.fund_pay_sumamt as suspect_amt,
     'practitioner ' || s.atddr_no || ' has vali_flag ' || coalesce(p.vali_flag, 'null')
         || ' in the register since ' || cast(p.valid_from as {{ dbt.type_string() }}) as evidence
-{{ _practitioner_in_force() }}
+{{ _practitioner_in_force(rule) }}
 where coalesce(p.vali_flag, '0') <> '1'
 {%- endmacro %}
 
@@ -78,13 +80,13 @@ select
     {{ rule_settlement_columns('s') }},
     s.fund_pay_sumamt as suspect_amt,
     'practitioner ' || s.atddr_no || ' is registered at ' || p.fixmedins_code as evidence
-{{ _practitioner_in_force() }}
+{{ _practitioner_in_force(rule) }}
 where p.fixmedins_code <> s.fixmedins_code
 {%- endmacro %}
 
 {#- Imaging lines (CT, MRI, PET) with the person of their settlement: the fee lines do
     not carry the pseudonym (int_rule_fee_lines says why), and imaging lines are few. -#}
-{% macro rule_imaging_lines() -%}
+{% macro rule_imaging_lines(rule) -%}
     (
         select
             lines.setl_id,
@@ -92,8 +94,8 @@ where p.fixmedins_code <> s.fixmedins_code
             lines.service_date,
             lines.fund_share_amt,
             settlements.person_key
-        from {{ ref('int_rule_fee_lines') }} as lines
-        inner join {{ ref('int_rule_settlements') }} as settlements
+        from {{ rule_input(rule, 'int_rule_fee_lines') }} as lines
+        inner join {{ rule_input(rule, 'int_rule_settlements') }} as settlements
             on settlements.setl_id = lines.setl_id
         where lines.item_flag like 'imaging%'
     )
@@ -107,14 +109,14 @@ select
     min(later.item_flag || ' on ' || cast(later.service_date as {{ dbt.type_string() }})
         || ' after one on ' || cast(earlier.service_date as {{ dbt.type_string() }})
         || ' (settlement ' || earlier.setl_id || ')') as evidence
-from {{ rule_imaging_lines() }} as later
-inner join {{ rule_imaging_lines() }} as earlier
+from {{ rule_imaging_lines(rule) }} as later
+inner join {{ rule_imaging_lines(rule) }} as earlier
     on earlier.person_key = later.person_key
     and earlier.item_flag = later.item_flag
     and earlier.setl_id <> later.setl_id
     and earlier.service_date <= later.service_date
     and {{ dbt.datediff('earlier.service_date', 'later.service_date', 'day') }} < {{ rule["window_days"] }}
-inner join {{ ref('int_rule_settlements') }} as s
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = later.setl_id
 -- Two scans on the same day: the later settlement id is the repeat.
 where (earlier.service_date < later.service_date or earlier.setl_id < later.setl_id)
@@ -128,7 +130,7 @@ select
     s.fund_pay_sumamt * (s.stay_days - l.max_los_days) / s.stay_days as suspect_amt,
     'stay of ' || cast(s.stay_days as {{ dbt.type_string() }}) || ' days for ' || s.diag_code
         || ', limit ' || cast(l.max_los_days as {{ dbt.type_string() }}) as evidence
-from {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_settlements') }} as s
 inner join (
     select
         {{ normalise_code('diag_code') }} as code_norm,
@@ -147,8 +149,8 @@ select
     sum(f.fund_share_amt) as suspect_amt,
     min(f.hilist_code || ' (' || coalesce(f.item_flag, 'class ' || f.catalogue_class)
         || ') self-pay ratio ' || cast(coalesce(f.selfpay_prop, 0) as {{ dbt.type_string() }})) as evidence
-from {{ ref('int_rule_fee_lines') }} as f
-inner join {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_fee_lines') }} as f
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = f.setl_id
 where coalesce(f.selfpay_prop, 0) < 1
     {%- if rule["restriction"] == 'excluded' %}
@@ -168,8 +170,8 @@ select
     {{ rule_settlement_columns('s') }},
     sum(f.fund_share_amt) as suspect_amt,
     min('item ' || f.hilist_code || ' is not in the catalogue') as evidence
-from {{ ref('int_rule_fee_lines') }} as f
-inner join {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_fee_lines') }} as f
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = f.setl_id
 where not f.in_catalogue
 group by s.setl_id, s.psn_no, s.period, s.mdtrtarea_admvs
@@ -182,12 +184,12 @@ select
     least(abs(f.lines_total - s.delivered_medfee_sumamt), s.fund_pay_sumamt) as suspect_amt,
     'fee lines sum to ' || cast(f.lines_total as {{ dbt.type_string() }}) || ', medfee_sumamt '
         || cast(s.delivered_medfee_sumamt as {{ dbt.type_string() }}) as evidence
-from {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_settlements') }} as s
 inner join (
     select
         setl_id,
         sum(det_item_fee_sumamt) as lines_total
-    from {{ ref('int_rule_fee_lines') }}
+    from {{ rule_input(rule, 'int_rule_fee_lines') }}
     group by setl_id
 ) as f
     on f.setl_id = s.setl_id
@@ -202,8 +204,8 @@ select
     min('line ' || f.feedetl_sn || ': ' || cast(f.cnt as {{ dbt.type_string() }}) || ' x '
         || cast(f.pric as {{ dbt.type_string() }}) || ' billed as '
         || cast(f.det_item_fee_sumamt as {{ dbt.type_string() }})) as evidence
-from {{ ref('int_rule_fee_lines') }} as f
-inner join {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_fee_lines') }} as f
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = f.setl_id
 where abs(f.det_item_fee_sumamt - round(f.cnt * f.pric, 2)) > {{ rule["threshold"] }}
 group by s.setl_id, s.psn_no, s.period, s.mdtrtarea_admvs
@@ -216,7 +218,7 @@ select
     abs(s.delivered_fund_pay_sumamt - s.delivered_funds_total) as suspect_amt,
     'fund_pay_sumamt ' || cast(s.delivered_fund_pay_sumamt as {{ dbt.type_string() }})
         || ', funds sum to ' || cast(s.delivered_funds_total as {{ dbt.type_string() }}) as evidence
-from {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_settlements') }} as s
 where abs(s.delivered_fund_pay_sumamt - s.delivered_funds_total) > {{ rule["threshold"] }}
 {%- endmacro %}
 
@@ -242,7 +244,7 @@ from (
         lag(s.setl_id) over (
             partition by s.person_key, s.fixmedins_code order by s.begndate, s.setl_id
         ) as previous_setl_id
-    from {{ ref('int_rule_settlements') }} as s
+    from {{ rule_input(rule, 'int_rule_settlements') }} as s
     where s.is_inpatient
 ) as stays
 where previous_enddate is not null
@@ -259,8 +261,8 @@ select
         || cast(b.enddate as {{ dbt.type_string() }}) || ' overlaps ' || a.setl_id || ' ('
         || cast(a.begndate as {{ dbt.type_string() }}) || '..'
         || cast(a.enddate as {{ dbt.type_string() }}) || ')') as evidence
-from {{ ref('int_rule_settlements') }} as b
-inner join {{ ref('int_rule_settlements') }} as a
+from {{ rule_input(rule, 'int_rule_settlements') }} as b
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as a
     on a.person_key = b.person_key
     and a.setl_id <> b.setl_id
     and a.begndate < b.enddate
@@ -278,8 +280,8 @@ select
     max(v.fund_pay_sumamt) as suspect_amt,
     cast(count(*) as {{ dbt.type_string() }}) || ' general outpatient visits in the '
         || '{{ rule["window_days"] }} days to ' || cast(max(v.enddate) as {{ dbt.type_string() }}) as evidence
-from {{ ref('int_rule_settlements') }} as v
-inner join {{ ref('int_rule_settlements') }} as w
+from {{ rule_input(rule, 'int_rule_settlements') }} as v
+inner join {{ rule_input(rule, 'int_rule_settlements') }} as w
     on w.person_key = v.person_key
     and w.med_type = '11'
     and w.enddate <= v.enddate
@@ -297,7 +299,7 @@ select
     'served ' || cast(s.enddate as {{ dbt.type_string() }}) || ' at ' || s.fixmedins_code
         || ', agreement ended ' || coalesce(cast(i.agmt_enddate as {{ dbt.type_string() }}), 'n/a')
         || ', vali_flag ' || coalesce(i.vali_flag, 'null') as evidence
-from {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_settlements') }} as s
 inner join {{ ref('dim_institutions') }} as i
     on i.fixmedins_code = s.fixmedins_code
     and i.valid_from <= s.period
@@ -312,13 +314,13 @@ select
     {{ rule_settlement_columns('s') }},
     s.fund_pay_sumamt as suspect_amt,
     cast(f.lines as {{ dbt.type_string() }}) || ' fee lines, none for a bed or nursing' as evidence
-from {{ ref('int_rule_settlements') }} as s
+from {{ rule_input(rule, 'int_rule_settlements') }} as s
 inner join (
     select
         setl_id,
         count(*) as lines,
         sum(case when item_flag in ('bed', 'nursing') then 1 else 0 end) as bed_or_nursing_lines
-    from {{ ref('int_rule_fee_lines') }}
+    from {{ rule_input(rule, 'int_rule_fee_lines') }}
     group by setl_id
 ) as f
     on f.setl_id = s.setl_id
@@ -328,7 +330,8 @@ where s.is_inpatient
 
 {#- A basic-scheme enrollment in force while the person holds an earlier one: the
     enrollment (not a settlement) is the hit, in the first month it was duplicate;
-    the funds paid on its settlements in its duplicate months are suspect. -#}
+    the funds paid on its settlements in its duplicate months are suspect. The one
+    template that also selects person_key (an enrollment hit has no settlement). -#}
 {% macro rule_duplicate_enrollment(rule) -%}
 select
     cast(null as {{ dbt.type_string() }}) as setl_id,
@@ -337,17 +340,20 @@ select
     min(d.insuplc_admdvs) as admdvs,
     coalesce(sum(paid.fund_pay_sumamt), 0) as suspect_amt,
     'enrollment ' || d.psn_no || ' duplicates an earlier one in '
-        || cast(count(distinct d.period) as {{ dbt.type_string() }}) || ' month(s)' as evidence
+        || cast(count(distinct d.period) as {{ dbt.type_string() }}) || ' month(s)' as evidence,
+    -- The person the hit is kept under (int_rule_hits rebuilds enrollment hits by person).
+    min(d.person_key) as person_key
 from (
     select
         period,
         psn_no,
+        enrollments.person_key,
         insuplc_admdvs,
         row_number() over (
             partition by period, person_key, scheme_group
             order by psn_insu_date nulls last, valid_from, psn_no
         ) as seniority
-    from {{ ref('int_enrollments_at_month_end') }} as enrollments
+    from {{ rule_input(rule, 'int_enrollments_at_month_end') }} as enrollments
     -- Only a person holding two basic enrollments at a month end can hold a junior one:
     -- there the month ends rank the person's enrollments (enrollment_rank > 1). Ranking
     -- every month end took 15 of the rule base's 21 s at `medium`.
@@ -355,7 +361,7 @@ from (
         select distinct
             period as dup_period,
             person_key as dup_person_key
-        from {{ ref('int_enrollments_at_month_end') }}
+        from {{ rule_input(rule, 'int_enrollments_at_month_end') }}
         where scheme_group = 'basic'
             and enrollment_rank > 1
     ) as twice
@@ -368,7 +374,7 @@ left join (
         psn_no,
         period,
         sum(fund_pay_sumamt) as fund_pay_sumamt
-    from {{ ref('int_rule_settlements') }}
+    from {{ rule_input(rule, 'int_rule_settlements') }}
     group by psn_no, period
 ) as paid
     on paid.psn_no = d.psn_no

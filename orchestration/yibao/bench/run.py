@@ -529,7 +529,8 @@ def bench(home: Path, scale: str) -> dict:
             "settlements the new batches add, reverse or deliver again (monthly marts "
             "re-aggregate their months), enrollment month ends those "
             "from the earliest new change, the enrollment history and dim_enrollments the "
-            "persons the new batches name; rule_hits, other dimensions and coverage in full",
+            "persons the new batches name, the rule hits those of the settlements, persons "
+            "and register entries that changed; other dimensions and coverage in full",
             "pandas_ratio: the pandas baseline's seconds for the coverage counts and fund "
             "balances, against what the pipeline spent on the same two marts (ingesting "
             "psn_insu and fund_ledger, building every model they descend from); "
