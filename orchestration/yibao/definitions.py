@@ -118,9 +118,16 @@ def warehouse_models(
     config: BuildConfig,
 ):
     """dbt build once per run (seeds, models and their data tests), not once per model;
-    incremental models redo only the months that new batches touch."""
+    incremental models redo only the months that new batches touch. dbt's unit tests
+    check the SQL on crafted rows, not the data: they run in the test suite, and a
+    run does not pay for them (as dbt advises)."""
     target = _settings().home / "dbt" / "target"
-    args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
+    args = [
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+        *(["--full-refresh"] if config.full_refresh else []),
+    ]
     yield from dbt.cli(args, context=context, target_path=target).stream()
 
 

@@ -15,7 +15,7 @@ import pyarrow.csv as pacsv
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from tests.conftest import YIBAO, run_yibao
+from tests.conftest import VENV_BIN, YIBAO, run_yibao
 
 pytestmark = pytest.mark.integration
 
@@ -280,3 +280,28 @@ def test_every_published_column_is_described_in_english_and_chinese(published):
         if not (re.search(r"[\u4e00-\u9fff]", text) and re.search(r"[A-Za-z]{3}", text)):
             missing.append(f"{schema}.{table}.{column}")
     assert not missing, f"columns without an English and Chinese description: {missing}"
+
+
+def test_dbt_unit_tests_pass_on_crafted_rows(published, tmp_path):
+    """dbt's unit tests (reversal netting across months, cross-province classes, national
+    de-duplication, months of reserve, reconciliation, code ranges) run here: a run
+    builds and data-tests the models but leaves the unit tests to the test suite."""
+    import re
+
+    from yibao.dbt import DBT_PROJECT
+
+    project = str(DBT_PROJECT.project_dir)
+    env = {
+        **os.environ,
+        "YIBAO_BUILD_DB": str(published / "build" / "warehouse.duckdb"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    proc = subprocess.run(
+        [str(VENV_BIN / "dbt"), "test", "--select", "test_type:unit",
+         "--project-dir", project, "--profiles-dir", project,
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    passed = re.search(r"PASS=(\d+)", proc.stdout)
+    assert passed and int(passed.group(1)) >= 6, proc.stdout[-3000:]

@@ -34,7 +34,8 @@
 {%- endmacro %}
 
 {#- What a rule reads for one of its inputs: the relation itself, or what the model
-    compiling it put in rule['_inputs'] (int_rule_hits: the settlements in scope). -#}
+    compiling it put in rule['_inputs'] (int_rule_hits: the settlements in scope).
+    'code_restrictions' is not a model: int_rule_hits always provides it. -#}
 {% macro rule_input(rule, name) -%}
     {%- set inputs = rule.get('_inputs') or {} -%}
     {%- if name in inputs -%}

@@ -12,7 +12,7 @@ select
     max(s.fund_pay_sumamt) as suspect_amt,
     min(r.code_system || ' ' || r.code || ' in ' || r.range_id || ' is for sex ' || r.sex
         || '; patient sex ' || s.gend) as evidence
-from {{ rule_input(rule, 'int_rule_code_restrictions') }} as r
+from {{ rule_input(rule, 'code_restrictions') }} as r
 inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = r.setl_id
 where r.code_system = '{{ rule["code_system"] }}'
@@ -31,7 +31,7 @@ select
         || coalesce(cast(r.age_min as {{ dbt.type_string() }}), '0') || '-'
         || coalesce(cast(r.age_max as {{ dbt.type_string() }}), '') || '; patient aged '
         || cast(s.age_years as {{ dbt.type_string() }})) as evidence
-from {{ rule_input(rule, 'int_rule_code_restrictions') }} as r
+from {{ rule_input(rule, 'code_restrictions') }} as r
 inner join {{ rule_input(rule, 'int_rule_settlements') }} as s
     on s.setl_id = r.setl_id
 where r.restriction = '{{ rule["restriction"] }}'

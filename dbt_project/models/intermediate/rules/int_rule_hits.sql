@@ -35,7 +35,6 @@
 -- depends_on: {{ ref('rule_base') }}
 -- depends_on: {{ ref('int_rule_settlements') }}
 -- depends_on: {{ ref('int_rule_fee_lines') }}
--- depends_on: {{ ref('int_rule_code_restrictions') }}
 -- depends_on: {{ ref('int_enrollments_at_month_end') }}
 -- depends_on: {{ ref('int_enrollment_history') }}
 -- depends_on: {{ ref('int_settlements_netted') }}
@@ -54,12 +53,12 @@
 {#- What each kind of rule reads in an incremental build: its scope's part of the inputs. -#}
 {%- set scoped = {
     's': {'int_rule_settlements': 'scope_settlements', 'int_rule_fee_lines': 'scope_fee_lines',
-          'int_rule_code_restrictions': 'scope_code_restrictions'},
+          'code_restrictions': 'scope_code_restrictions'},
     'p': {'int_rule_settlements': 'person_settlements', 'int_rule_fee_lines': 'person_imaging_lines'},
     'e': {'int_enrollments_at_month_end': '(select * from ' ~ ref('int_enrollments_at_month_end')
                                           ~ ' where person_key in (select person_key from enrollment_scope))',
           'int_rule_settlements': 'enrollment_settlements'},
-} if plan['incremental'] else {} %}
+} if plan['incremental'] else {'s': {'code_restrictions': 'code_restrictions'}} %}
 {%- if plan['exists'] and not plan['incremental'] and '_scope_key' not in held_columns() %}
     {{ exceptions.raise_compiler_error(this ~ " predates scope keys: build it with --full-refresh") }}
 {%- endif %}
@@ -149,8 +148,7 @@ scope_fee_lines as (
 ),
 
 scope_code_restrictions as (
-    select * from {{ ref('int_rule_code_restrictions') }}
-    where setl_id in (select setl_id from setl_scope)
+    {{ rule_code_restrictions('scope_settlements') }}
 ),
 
 person_settlements as (
@@ -186,7 +184,12 @@ tombstones as (
     )
     group by _scope_key
 ),
-{% elif plan['exists'] %}
+{% else %}
+code_restrictions as (
+    {{ rule_code_restrictions(ref('int_rule_settlements')) }}
+),
+{% endif %}
+{% if plan['exists'] and not plan['incremental'] %}
 -- A full rebuild of a table that holds hits (a seed changed, or its state is gone):
 -- every key held is dropped.
 tombstones as (

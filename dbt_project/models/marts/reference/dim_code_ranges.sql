@@ -1,6 +1,6 @@
 {#- The diagnosis (ICD-10 医保版) and procedure (ICD-9-CM-3 医保版) terminology as
     ranges: chapters, blocks and categories with the sex and ages they are reserved
-    to. Codes are compared on the range's prefix length (see int_rule_code_restrictions). -#}
+    to. Codes are compared on the range's prefix length (see macro rule_code_restrictions). -#}
 with icd10 as (
     select * from {{ ref('icd10_ranges') }}
 ),
