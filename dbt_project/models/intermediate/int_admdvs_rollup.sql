@@ -6,14 +6,17 @@ with regions as (
     where level not in ('national', 'province')
 ),
 
+-- Enrollment and settlement codes from the raw tables, not the staging views: the views
+-- rank every delivery (2 s a build at `medium`) to drop superseded ones, and a code
+-- only a superseded delivery holds just adds a pair no record joins.
 codes as (
     select admdvs from regions
     union
-    select insuplc_admdvs from {{ ref('stg_platform__psn_insu') }}
+    select insuplc_admdvs from {{ source('raw', 'psn_insu') }}
     union
-    select insuplc_admdvs from {{ ref('stg_platform__setl') }}
+    select insuplc_admdvs from {{ source('raw', 'setl') }}
     union
-    select mdtrtarea_admvs from {{ ref('stg_platform__setl') }}
+    select mdtrtarea_admvs from {{ source('raw', 'setl') }}
     union
     select admdvs from {{ ref('stg_platform__fund_ledger') }}
     union
