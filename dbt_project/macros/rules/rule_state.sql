@@ -62,6 +62,7 @@
     from {{ ref('int_enrollments_at_month_end') }}
 {%- endmacro %}
 
+{#- Where the state is kept: beside int_rule_hits, under its name and `__state`. -#}
 {% macro rule_state_relation() -%}
     {{ return(api.Relation.create(database=this.database, schema=this.schema,
                                   identifier=this.identifier ~ '__state')) }}
@@ -77,28 +78,37 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The (kind, key) of `kinds` whose fingerprint now differs from the one in `state`,
+    or that is only in one of them. -#}
+{% macro rule_reference_changed(state, kinds) -%}
+    select coalesce(now_.kind, held.kind) as kind, coalesce(now_.key, held.key) as key
+    from ({{ rule_reference_rows(kinds) }}) as now_
+    full outer join (
+        select * from {{ state }}
+        where kind in ('{{ kinds | join("', '") }}')
+    ) as held
+        on held.kind = now_.kind
+        and held.key = now_.key
+    where now_.key is null or held.key is null
+        or coalesce(now_.fingerprint, '') <> coalesce(held.fingerprint, '')
+{%- endmacro %}
+
 {#- How int_rule_hits builds: {'incremental': true, 'state': relation, 'marks': {...}}
     when it holds hits of this design, its state is there and no seed changed since;
-    else {'incremental': false, 'exists': whether it holds hits to replace}. -#}
+    else {'incremental': false, 'exists': whether it holds hits to replace, 'keyed':
+    whether they carry scope keys}. -#}
 {% macro rule_hits_plan() -%}
-    {%- set plan = {'incremental': false, 'exists': false} -%}
+    {%- set plan = {'incremental': false, 'exists': false, 'keyed': false} -%}
     {%- if not (execute and is_incremental()) -%}
         {{ return(plan) }}
     {%- endif -%}
-    {%- do plan.update({'exists': true}) -%}
-    {%- set state = adapter.get_relation(database=this.database, schema=this.schema,
-                                         identifier=this.identifier ~ '__state') -%}
-    {%- if state is none or not is_incremental_with(['_scope_key', '_is_tombstone']) -%}
+    {%- do plan.update({'exists': true,
+                        'keyed': is_incremental_with(['_scope_key', '_is_tombstone'])}) -%}
+    {%- set state = load_relation(rule_state_relation()) -%}
+    {%- if state is none or not plan['keyed'] -%}
         {{ return(plan) }}
     {%- endif -%}
-    {%- set changed_seeds -%}
-        select count(*)
-        from ({{ rule_reference_rows(['seed']) }}) as now_
-        full outer join (select * from {{ state }} where kind = 'seed') as held
-            on held.key = now_.key
-        where now_.key is null or held.key is null
-            or coalesce(now_.fingerprint, '') <> coalesce(held.fingerprint, '')
-    {%- endset -%}
+    {%- set changed_seeds = "select count(*) from (" ~ rule_reference_changed(state, ['seed']) ~ ") as changed" -%}
     {%- if run_query(changed_seeds).columns[0].values()[0] > 0 -%}
         {{ return(plan) }}
     {%- endif -%}
@@ -115,4 +125,13 @@
 {% macro rule_mark(plan, name) -%}
     {%- set value = plan['marks'].get(name) -%}
     cast('{{ value if value else "1900-01-01 00:00:00" }}' as timestamp)
+{%- endmacro %}
+
+{#- The columns of a published hit (marts.rule_hits), in order; int_rule_hits adds its
+    scope key and build marks. -#}
+{% macro rule_hit_columns() -%}
+    {{ return([
+        'rule_id', 'rule_version', 'category', 'severity', 'setl_id', 'psn_no', 'period',
+        'admdvs', 'insuplc_admdvs', 'fixmedins_code', 'atddr_no', 'med_type', 'insutype',
+        'fund_pay_sumamt', 'suspect_amt', 'evidence']) }}
 {%- endmacro %}

@@ -14,8 +14,9 @@
       - enrollment persons: those holding two basic enrollments in a month end rebuilt
         since, and those with a duplicate-enrollment hit whose enrollments or
         settlements changed (or who left the history);
-    recomputes each rule over its scope only, and yields one tombstone per scope key,
-    so that delete+insert on the key drops every hit held for it; the post-hook drops
+    recomputes each rule over its scope only, and yields one tombstone per scope key
+    holding hits, so that delete+insert on the key drops every hit held for it (also
+    those that no longer fire); the post-hook drops
     the tombstones and saves what the build took in (macros/rules/rule_state.sql).
     A changed seed (rule base, limits, code ranges, catalogue) rebuilds every hit.
 
@@ -46,11 +47,10 @@
 -- depends_on: {{ ref('dim_catalogue') }}
 {%- set rules = rule_base() %}
 {%- set plan = rule_hits_plan() %}
-{%- set published = [
-    'rule_id', 'rule_version', 'category', 'severity', 'setl_id', 'psn_no', 'period',
-    'admdvs', 'insuplc_admdvs', 'fixmedins_code', 'atddr_no', 'med_type', 'insutype',
-    'fund_pay_sumamt', 'suspect_amt', 'evidence'] %}
-{#- What each kind of rule reads in an incremental build: its scope's part of the inputs. -#}
+{#- What each kind of rule reads in an incremental build: its scope's part of the inputs.
+    The month ends go to the duplicate-enrollment rule as a subquery, not a CTE: the rule
+    reads them twice, and DuckDB would copy every month end of the scope's persons first
+    (3.3 s at `medium`). -#}
 {%- set scoped = {
     's': {'int_rule_settlements': 'scope_settlements', 'int_rule_fee_lines': 'scope_fee_lines',
           'code_restrictions': 'scope_code_restrictions'},
@@ -59,7 +59,7 @@
                                           ~ ' where person_key in (select person_key from enrollment_scope))',
           'int_rule_settlements': 'enrollment_settlements'},
 } if plan['incremental'] else {'s': {'code_restrictions': 'code_restrictions'}} %}
-{%- if plan['exists'] and not plan['incremental'] and '_scope_key' not in held_columns() %}
+{%- if plan['exists'] and not plan['keyed'] %}
     {{ exceptions.raise_compiler_error(this ~ " predates scope keys: build it with --full-refresh") }}
 {%- endif %}
 with rules as (
@@ -71,15 +71,7 @@ with rules as (
 {% if plan['incremental'] %}
 {%- set built_at = rule_mark(plan, 'built_at') %}
 reference_changed as (
-    select coalesce(now_.kind, held.kind) as kind, coalesce(now_.key, held.key) as key
-    from ({{ rule_reference_rows(['institution', 'practitioner']) }}) as now_
-    full outer join (
-        select * from {{ plan['state'] }} where kind in ('institution', 'practitioner')
-    ) as held
-        on held.kind = now_.kind
-        and held.key = now_.key
-    where now_.key is null or held.key is null
-        or coalesce(now_.fingerprint, '') <> coalesce(held.fingerprint, '')
+    {{ rule_reference_changed(plan['state'], ['institution', 'practitioner']) }}
 ),
 
 rebuilt as (
@@ -164,8 +156,6 @@ person_imaging_lines as (
         and setl_id in (select setl_id from person_settlements)
 ),
 
--- The month ends are handed to the rule as a subquery, not a CTE: the rule reads them
--- twice, and DuckDB would copy every month end of the scope's persons first (3.3 s).
 enrollment_settlements as (
     select * from {{ ref('int_rule_settlements') }}
     where person_key in (select person_key from enrollment_scope)
@@ -289,7 +279,7 @@ final as (
     union all
     -- One row per key rebuilt, every other column null (typed by the join).
     select
-        {%- for column in published %}
+        {%- for column in rule_hit_columns() %}
         nothing.{{ column }},
         {%- endfor %}
         tombstones._scope_key,
