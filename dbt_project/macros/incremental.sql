@@ -52,3 +52,24 @@
         where _built_at > {{ incremental_watermark('_source_built_at') }}
     )
 {%- endmacro %}
+
+{#- Incremental strategy 'tombstone_delete_insert': dbt's delete+insert, except that rows
+    flagged _is_tombstone only delete (the rows held under their key) and are never
+    inserted. A model marks with a tombstone a key whose rows must go even when it
+    builds none for it (a settlement reversed in full, a person whose hits no longer
+    fire). Inserting tombstones and deleting them in a post-hook made DuckDB rewrite the
+    transaction's freshly appended rows at commit: 5 s for int_rule_fee_lines when a
+    month was added at `medium`, against 0.1 s without. -#}
+{% macro get_incremental_tombstone_delete_insert_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }}
+    where {{ key }} in (select {{ key }} from {{ source }});
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }}
+    from {{ source }}
+    where not _is_tombstone
+{%- endmacro %}

@@ -367,7 +367,10 @@ from (
     ) as twice
         on twice.dup_period = enrollments.period
         and twice.dup_person_key = enrollments.person_key
+    -- The persons with one version in the scheme hold one enrollment of it: skipped in
+    -- the scan, before their pseudonyms are read (2.7 s of a month added at `medium`).
     where enrollments.scheme_group = 'basic'
+        and enrollments.has_alternatives
 ) as d
 left join (
     select

@@ -8,14 +8,13 @@
     batches name, anyone sharing a person number with them (a version's end is the next
     version of its person number), and anyone held from a batch delivered again (a
     corrected batch may have dropped them). Each such person also yields one tombstone,
-    so that delete+insert drops the versions held for a person left with none; the
-    post-hook drops the tombstones. -#}
+    so that the strategy (tombstone_delete_insert) drops the versions held for a person
+    left with none; tombstones are never written. -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='tombstone_delete_insert',
     unique_key='person_key',
-    on_schema_change='append_new_columns',
-    post_hook="delete from {{ this }} where _is_tombstone"
+    on_schema_change='append_new_columns'
 ) }}
 {%- set incremental = is_incremental_with(['_is_tombstone', '_batch_path']) %}
 {%- if incremental %}{% set loaded_since = incremental_watermark('batch_processed_at') %}{% endif %}

@@ -3,9 +3,9 @@
 
     Incremental by settlement: the lines of the settlements int_settlements_netted
     rebuilt since this model last ran, and of the settlements whose lines came in
-    batches loaded since. Each such settlement also yields one tombstone, so that
-    delete+insert drops the lines held for it even when it has none left (reversed in
-    full, withdrawn); the post-hook drops the tombstones.
+    batches loaded since. Each such settlement also yields one tombstone, so that the
+    strategy (tombstone_delete_insert) drops the lines held for it even when it has none
+    left (reversed in full, withdrawn); tombstones are never written.
 
     The person is not carried (the one rule needing it joins the settlement): writing
     22 million copies of a 64-character pseudonym took a full build at `medium` from
@@ -13,10 +13,9 @@
     longer writes are dropped from a table built before (sync_all_columns). -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='tombstone_delete_insert',
     unique_key='setl_id',
-    on_schema_change='sync_all_columns',
-    post_hook="delete from {{ this }} where _is_tombstone"
+    on_schema_change='sync_all_columns'
 ) }}
 {%- set incremental = is_incremental_with(['_is_tombstone', '_lines_loaded_at']) %}
 -- Every CTE reading the fee-line deliveries reads the view itself: DuckDB materialises

@@ -15,22 +15,19 @@
         since, and those with a duplicate-enrollment hit whose enrollments or
         settlements changed (or who left the history);
     recomputes each rule over its scope only, and yields one tombstone per scope key
-    holding hits, so that delete+insert on the key drops every hit held for it (also
-    those that no longer fire); the post-hook drops
-    the tombstones and saves what the build took in (macros/rules/rule_state.sql).
+    holding hits, so that the strategy (tombstone_delete_insert) drops every hit held
+    under the key (also those that no longer fire) and writes no tombstone; the
+    post-hook saves what the build took in (macros/rules/rule_state.sql).
     A changed seed (rule base, limits, code ranges, catalogue) rebuilds every hit.
 
     At `medium` the rule base in full took 16 s a build; a month added rebuilds about
     half the persons and a third of the settlements, a build with nothing new none. -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='tombstone_delete_insert',
     unique_key='_scope_key',
     on_schema_change='append_new_columns',
-    post_hook=[
-        "delete from {{ this }} where _is_tombstone",
-        "{{ rule_state_save() }}",
-    ]
+    post_hook="{{ rule_state_save() }}"
 ) }}
 -- The rules and their state are read at run time, so dbt cannot see these while parsing:
 -- depends_on: {{ ref('rule_base') }}

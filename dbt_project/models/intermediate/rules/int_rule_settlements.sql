@@ -5,14 +5,13 @@
 
     Incremental by settlement: only the settlements int_settlements_netted rebuilt
     since this model last ran. One of them no longer effective (reversed in full, or
-    withdrawn) comes through as a tombstone: delete+insert drops its row, and the
-    post-hook drops the tombstone. -#}
+    withdrawn) comes through as a tombstone: the strategy (tombstone_delete_insert) drops
+    its row and writes no other. -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='tombstone_delete_insert',
     unique_key='setl_id',
-    on_schema_change='append_new_columns',
-    post_hook="delete from {{ this }} where _is_tombstone"
+    on_schema_change='append_new_columns'
 ) }}
 {%- set incremental = is_incremental_with(['_is_tombstone']) %}
 with netted as (

@@ -1,7 +1,11 @@
 {#- Every diagnosis and procedure code met on a settlement, with its chapter in the
-    terminology and whether a sex or age restriction applies to it. -#}
+    terminology and whether a sex or age restriction applies to it.
+
+    The codes are read from the raw deliveries, as the region rollup reads its codes:
+    the staging view would first pick each settlement's latest delivery (1 s a build at
+    `medium`), and a code met on any delivery belongs in the dimension all the same. -#}
 with settlements as (
-    select * from {{ ref('stg_platform__setl') }}
+    select diag_code, oprn_oprt_code from {{ source('raw', 'setl') }}
 ),
 
 ranges as (
