@@ -7,3 +7,9 @@
         order by {{ batch_path }} desc, {{ line_no }} desc
     )
 {%- endmacro %}
+
+{#- Whether a delivered settlement row is a reversal: it says so with its flag or by
+    pointing at what it reverses (columns of raw.setl, under `alias`). -#}
+{% macro setl_is_reversal(alias) -%}
+    (coalesce({{ alias }}.refd_setl_flag = '1', false) or {{ alias }}.init_setl_id is not null)
+{%- endmacro %}

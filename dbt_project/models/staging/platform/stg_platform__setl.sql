@@ -83,8 +83,7 @@ renamed as (
         psn_cash_pay,
         hosp_part_amt,
         acct_mulaid_pay,
-        -- A reversal says so with its flag or by pointing at what it reverses.
-        coalesce(refd_setl_flag = '1', false) or init_setl_id is not null as is_reversal,
+        {{ setl_is_reversal('latest') }} as is_reversal,
         init_setl_id,
         drg_dip_code,
         clr_type,
