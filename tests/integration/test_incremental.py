@@ -109,6 +109,17 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     header, dropped_line, *rest = corrected.read_bytes().split(b"\n")
     dropped = dropped_line.split(b",")[header.split(b",").index(b'"setl_id"')].strip(b'"')
     corrected.write_bytes(b"\n".join([header, *rest]))
+    # Another February settlement batch sent again with every record removed: its
+    # settlements go (the netting finds the batch in the ledger, it has no rows).
+    emptied = sorted((stepwise / "landing" / "setl" / "period=2024-02").glob("*/*.csv"))[1]
+    emptied_header, *emptied_rows = emptied.read_bytes().split(b"\n")
+    emptied_ids = {
+        row.split(b",")[emptied_header.split(b",").index(b'"setl_id"')].strip(b'"').decode()
+        for row in emptied_rows
+        if row.strip()
+    }
+    assert emptied_ids
+    emptied.write_bytes(emptied_header + b"\n")
     # And a February enrollment batch sent again corrected: one change record dropped.
     enrollments = sorted((stepwise / "landing" / "psn_insu" / "period=2024-02").glob("*/*.csv"))
     header, _dropped_change, *rest = enrollments[0].read_bytes().split(b"\n")
@@ -155,6 +166,7 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     withdrawn = {r[0] for r in _query(stepwise, "select setl_id from "
                  "intermediate.int_settlements_netted where is_withdrawn")}  # fmt: skip
     assert dropped.decode() in withdrawn
+    assert emptied_ids <= withdrawn, "an emptied batch's settlements must be withdrawn"
     assert orphans & withdrawn, "the orphan reversal must give way to its original"
 
     # Full: everything at once (as finally delivered), in a home of its own.

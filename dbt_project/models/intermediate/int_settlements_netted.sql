@@ -20,6 +20,7 @@
 ) }}
 {%- set amounts = settlement_amounts() %}
 {%- set incremental = is_incremental_with(['is_withdrawn', '_batch_path']) %}
+{%- if incremental %}{% set loaded_since = incremental_watermark('_loaded_at') %}{% endif %}
 -- The keys of every delivered settlement and reversal, narrow: the wide rows are read
 -- for the settlements a build redoes only (at `medium`, DuckDB materialised a wide CTE
 -- referenced from many places and spilled it to disk).
@@ -45,7 +46,7 @@ new_rows as (
         is_reversal,
         batch_path
     from keys
-    where batch_processed_at > {{ incremental_watermark('_loaded_at') }}
+    where batch_processed_at > {{ loaded_since }}
 ),
 
 held as (
@@ -73,10 +74,16 @@ changed as (
         on keys.init_setl_id = new_rows.setl_id
     where keys.is_reversal and not new_rows.is_reversal
     union
-    -- Every row of a batch delivered again: a corrected batch may have dropped it.
+    -- Every row of a batch delivered again: a corrected batch may have dropped it. The
+    -- batches come from the ledger, not from their rows: a batch sent again with every
+    -- record removed has none.
     select held.setl_id
     from held
-    where held._batch_path in (select batch_path from new_rows)
+    where held._batch_path in (
+        select path from {{ source('ops', 'batches') }}
+        where feed = 'setl'
+            and processed_at > {{ loaded_since }}
+    )
     union
     -- Settlements whose reversals changed in number (a reversal withdrawn).
     select held.setl_id
