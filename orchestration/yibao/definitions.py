@@ -16,7 +16,7 @@ from expectations import SUITES, Suite
 from yibao import automation
 from yibao.automation import RunLockResource
 from yibao.config import Settings, pause_for_crash_test
-from yibao.dbt import DBT_PROJECT, ensure_manifest
+from yibao.dbt import DBT_PROJECT, YibaoDbtCli, ensure_manifest
 from yibao.ingest.feeds import FEEDS
 
 ensure_manifest()
@@ -215,7 +215,7 @@ defs = dg.Definitions(
     sensors=[landing_sensor],
     schedules=[daily_refresh],
     resources={
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT.project_dir),
+        "dbt": YibaoDbtCli(project_dir=DBT_PROJECT, profiles_dir=DBT_PROJECT.project_dir),
         # Daemon-launched runs take the run lock themselves; `yibao run` already holds it.
         "run_lock": RunLockResource(),
     },

@@ -42,3 +42,22 @@ def test_definitions_load_without_an_activated_virtualenv(tmp_path):
     assert loaded["executor"] == "in_process"
     assert {"yibao_run", "reload_region_month"} <= set(loaded["jobs"])
     assert loaded["sensors"] == ["landing_sensor"] and loaded["schedules"] == ["daily_refresh"]
+
+
+def test_the_dbt_resource_overrides_methods_dagster_dbt_still_calls():
+    # YibaoDbtCli replaces two private methods of DbtCliResource: if dagster-dbt renames
+    # them, the overrides would silently stop saving anything.
+    import inspect
+
+    from dagster_dbt import DbtCliResource
+    from dbt.version import __version__
+
+    from yibao.config import DBT_PROJECT_DIR, ensure_venv_on_path
+    from yibao.dbt import YibaoDbtCli
+
+    ensure_venv_on_path()  # the resource looks for the dbt executable on PATH
+    cli = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in cli and "self._initialize_dbt_core_adapter(" in cli
+    resource = YibaoDbtCli(project_dir=str(DBT_PROJECT_DIR))
+    assert str(resource._cli_version) == __version__
+    assert resource._initialize_dbt_core_adapter(["build"]) is None

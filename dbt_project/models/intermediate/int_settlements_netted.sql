@@ -21,32 +21,28 @@
 {%- set amounts = settlement_amounts() %}
 {%- set incremental = is_incremental_with(['is_withdrawn', '_batch_path']) %}
 {%- if incremental %}{% set loaded_since = incremental_watermark('_loaded_at') %}{% endif %}
--- The keys of every delivered settlement and reversal, narrow: the wide rows are read
--- for the settlements a build redoes only (at `medium`, DuckDB materialised a wide CTE
--- referenced from many places and spilled it to disk).
-with keys as (
-    select
-        setl_id,
-        init_setl_id,
-        is_reversal,
-        batch_path,
-        batch_processed_at
-    from {{ ref('stg_platform__setl') }}
-),
-
-med_types as (
+-- depends_on: {{ source('raw', 'setl') }}
+with med_types as (
     select * from {{ ref('med_types') }}
 ),
 
 {% if incremental %}
+{#- What changed is found on the narrow columns of the raw deliveries, and the wide rows
+    are staged for the settlements redone only: staging every delivery first (the
+    view's deduplication groups all 5.5 million at `medium`, twice) cost more than the
+    rest of the build when a month was added. Keys read here are not deduplicated: a
+    settlement delivered twice may be redone for nothing, never missed. #}
 new_rows as (
     select
         setl_id,
         init_setl_id,
-        is_reversal,
-        batch_path
-    from keys
-    where batch_processed_at > {{ loaded_since }}
+        {{ setl_is_reversal('raw') }} as is_reversal
+    from {{ source('raw', 'setl') }} as raw
+    where _batch_path in (
+        select path from {{ source('ops', 'batches') }}
+        where feed = 'setl'
+            and processed_at > {{ loaded_since }}
+    )
 ),
 
 held as (
@@ -68,11 +64,9 @@ changed as (
     where is_reversal and init_setl_id is not null
     union
     -- Reversals held as orphans whose original has just arrived.
-    select keys.setl_id
-    from keys
-    inner join new_rows
-        on keys.init_setl_id = new_rows.setl_id
-    where keys.is_reversal and not new_rows.is_reversal
+    select raw.setl_id
+    from {{ source('raw', 'setl') }} as raw
+    where raw.init_setl_id in (select setl_id from new_rows where not is_reversal)
     union
     -- Every row of a batch delivered again: a corrected batch may have dropped it. The
     -- batches come from the ledger, not from their rows: a batch sent again with every
@@ -89,29 +83,58 @@ changed as (
     select held.setl_id
     from held
     left join (
-        select init_setl_id, count(*) as reversals
-        from keys
-        where is_reversal and init_setl_id is not null
+        select init_setl_id, count(distinct setl_id) as reversals
+        from {{ source('raw', 'setl') }} as raw
+        where raw.init_setl_id is not null
+            and {{ setl_is_reversal('raw') }}
         group by init_setl_id
     ) as counted
         on counted.init_setl_id = held.setl_id
     where not held.is_orphan_reversal
         and held.reversals <> coalesce(counted.reversals, 0)
 ),
-{% endif %}
 
--- Wide rows: every reversal (few), and the settlements to build.
+-- The changed keys and what any delivery of them reverses ...
+reversed as (
+    select setl_id from changed
+    union
+    select init_setl_id
+    from {{ source('raw', 'setl') }}
+    where init_setl_id is not null
+        and setl_id in (select setl_id from changed)
+),
+
+-- ... and every delivery reversing one of those: each settlement staged comes with all
+-- its reversals, so it can be netted again whatever brought it in.
+staged_ids as (
+    select setl_id from reversed
+    union
+    select setl_id
+    from {{ source('raw', 'setl') }}
+    where init_setl_id is not null
+        and init_setl_id in (select setl_id from reversed)
+),
+
+-- Wide rows: the settlements to build, their reversals and what those reverse.
 settlements as (
-    select * from {{ ref('stg_platform__setl') }}
-    {% if incremental %}
-    where is_reversal or setl_id in (select setl_id from changed)
-    {% endif %}
+    {{ staged_setl('select setl_id from staged_ids') | indent(4) }}
 ),
 
 all_originals as (
-    select setl_id from keys
+    select setl_id from settlements
     where not is_reversal
 ),
+{% else %}
+settlements as (
+    select * from {{ ref('stg_platform__setl') }}
+),
+
+-- Read again, narrow: DuckDB would materialise a wide CTE read from many places.
+all_originals as (
+    select setl_id from {{ ref('stg_platform__setl') }}
+    where not is_reversal
+),
+{% endif %}
 
 originals as (
     select * from settlements
@@ -272,11 +295,14 @@ final as (
         {%- endfor %}
     from {{ this }} as held
     where not held.is_withdrawn
-        and held.setl_id in (select setl_id from changed)
-        -- Not built again: neither a settlement held in staging nor an orphan reversal
-        -- (decided on keys alone: `built` itself would be computed a second time).
-        and held.setl_id not in (select setl_id from all_originals)
-        and held.setl_id not in (
+        -- Not built again: neither a settlement held in staging nor an orphan reversal,
+        -- decided on keys alone (`built` itself would be computed a second time) and
+        -- before the wide held rows are read (a join of every held row cost 3 s).
+        and held.setl_id in (
+            select setl_id from changed
+            except
+            select setl_id from all_originals
+            except
             select reversals.setl_id
             from reversals
             left join all_originals
