@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import duckdb
 import pyarrow.csv as pacsv
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
@@ -310,3 +311,43 @@ def test_dbt_unit_tests_pass_on_crafted_rows(published, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     passed = re.search(r"PASS=(\d+)", proc.stdout)
     assert passed and int(passed.group(1)) >= 6, proc.stdout[-3000:]
+
+
+def test_scoped_data_tests_check_new_rows_until_a_build_passes(published, tmp_path):
+    """The largest tables' key tests read the rows built since the last build that passed
+    everything (macros/checked_builds.sql). A duplicate written after it fails the build,
+    and a failed build does not move the mark: the next build fails again."""
+    from yibao.dbt import DBT_PROJECT
+
+    build_db = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(published / "build" / "warehouse.duckdb", build_db)
+    con = duckdb.connect(str(build_db))
+    marks = con.execute("select count(*), max(run_started_at) from audit.checked_builds").fetchone()
+    assert marks[0] >= 1, "a run that passed every test records a checked build"
+    # A settlement written twice by a build after the mark (as a faulty strategy would).
+    con.execute(
+        "insert into intermediate.int_settlements_netted "
+        "select * replace (current_timestamp::timestamp as _built_at) "
+        "from intermediate.int_settlements_netted limit 1"
+    )
+    con.close()
+
+    project = str(DBT_PROJECT.project_dir)
+    env = {**os.environ, "YIBAO_BUILD_DB": str(build_db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    for attempt in range(2):
+        target = tmp_path / f"target{attempt}"
+        proc = subprocess.run(
+            [str(VENV_BIN / "dbt"), "build", "--exclude-resource-type", "unit_test",
+             "--project-dir", project, "--profiles-dir", project,
+             "--target-path", str(target), "--log-path", str(target)],
+            capture_output=True, text=True, env=env, timeout=900,
+        )  # fmt: skip
+        assert proc.returncode != 0, f"build {attempt} passed with a duplicate settlement"
+        assert "unique_int_settlements_netted_setl_id" in proc.stdout, proc.stdout[-3000:]
+        # The test read the rows built since the mark, not the whole table.
+        compiled = next(target.rglob("unique_int_settlements_netted_setl_id.sql")).read_text()
+        assert marks[1].strftime("%Y-%m-%d %H:%M:%S") in compiled
+        con = duckdb.connect(str(build_db), read_only=True)
+        after = con.execute("select count(*) from audit.checked_builds").fetchone()[0]
+        con.close()
+        assert after == marks[0], "a failed build moved the checked-build mark"
