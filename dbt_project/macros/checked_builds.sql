@@ -35,11 +35,7 @@
             {%- set mark = run_query('select max(run_started_at) from ' ~ log_relation).columns[0].values()[0] -%}
         {%- endif -%}
     {%- endif -%}
-    {%- if mark is none -%}
-        cast('1900-01-01' as timestamp)
-    {%- else -%}
-        cast('{{ mark.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
-    {%- endif -%}
+    {{- timestamp_literal(mark) -}}
 {%- endmacro %}
 
 {#- on-run-end: record this build as checked when every model, seed, snapshot and data

@@ -16,10 +16,15 @@
     {%- if column | lower in held_columns() -%}
         {%- set mark = run_query('select max(' ~ column ~ ') from ' ~ this).columns[0].values()[0] -%}
     {%- endif -%}
-    {%- if mark is none -%}
+    {{- timestamp_literal(mark) -}}
+{%- endmacro %}
+
+{#- A datetime as a SQL timestamp literal; none as the beginning of time (1900). -#}
+{% macro timestamp_literal(value) -%}
+    {%- if value is none -%}
         cast('1900-01-01' as timestamp)
     {%- else -%}
-        cast('{{ mark.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+        cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- endif -%}
 {%- endmacro %}
 
@@ -41,7 +46,7 @@
 
 {#- When this dbt invocation started, as a timestamp: the mark of rows built by it. -#}
 {% macro run_timestamp() -%}
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+    {{- timestamp_literal(run_started_at) -}}
 {%- endmacro %}
 
 {#- The months `upstream` rebuilt since this incremental model last ran: the periods of
