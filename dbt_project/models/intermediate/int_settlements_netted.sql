@@ -32,17 +32,21 @@ with med_types as (
     view's deduplication groups all 5.5 million at `medium`, twice) cost more than the
     rest of the build when a month was added. Keys read here are not deduplicated: a
     settlement delivered twice may be redone for nothing, never missed. #}
+-- The settlement batches loaded since, new or delivered again (from the ledger: a batch
+-- sent again with every record removed has no rows).
+loaded_batches as (
+    select path from {{ source('ops', 'batches') }}
+    where feed = 'setl'
+        and processed_at > {{ loaded_since }}
+),
+
 new_rows as (
     select
         setl_id,
         init_setl_id,
         {{ setl_is_reversal('raw') }} as is_reversal
     from {{ source('raw', 'setl') }} as raw
-    where _batch_path in (
-        select path from {{ source('ops', 'batches') }}
-        where feed = 'setl'
-            and processed_at > {{ loaded_since }}
-    )
+    where _batch_path in (select path from loaded_batches)
 ),
 
 held as (
@@ -68,16 +72,10 @@ changed as (
     from {{ source('raw', 'setl') }} as raw
     where raw.init_setl_id in (select setl_id from new_rows where not is_reversal)
     union
-    -- Every row of a batch delivered again: a corrected batch may have dropped it. The
-    -- batches come from the ledger, not from their rows: a batch sent again with every
-    -- record removed has none.
+    -- Every row of a batch delivered again: a corrected batch may have dropped it.
     select held.setl_id
     from held
-    where held._batch_path in (
-        select path from {{ source('ops', 'batches') }}
-        where feed = 'setl'
-            and processed_at > {{ loaded_since }}
-    )
+    where held._batch_path in (select path from loaded_batches)
     union
     -- Settlements whose reversals changed in number (a reversal withdrawn).
     select held.setl_id
