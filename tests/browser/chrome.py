@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -30,15 +32,26 @@ def available() -> bool:
     return bool(shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER))
 
 
-def make_driver() -> webdriver.Chrome:
+@contextmanager
+def chrome() -> Iterator[webdriver.Chrome]:
+    """A headless browser with a profile of its own, quit and its profile removed after
+    (each profile is ~12 MB under /tmp: a run of the suite left eighteen behind)."""
+    profile = tempfile.mkdtemp(prefix="yibao-chrome-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='yibao-chrome-')}")
+    options.add_argument(f"--user-data-dir={profile}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager never runs (it would download).
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        # An explicit driver path: Selenium Manager never runs (it would download).
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def login(driver: webdriver.Chrome, base: str, username: str, password: str) -> None:

@@ -18,7 +18,7 @@ import requests
 import yaml
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.chrome import available, login, make_driver
+from tests.browser.chrome import available, chrome, login
 from tests.conftest import YIBAO, run_yibao
 from yibao.superset.api import SupersetClient
 
@@ -139,8 +139,7 @@ def test_the_bundle_has_a_dashboard_per_theme():
 def test_dashboard_renders_every_chart_in_chromium(served, slug):
     title, charts = DASHBOARDS[slug]
     base = served["state"]["superset_url"]
-    driver = make_driver()
-    try:
+    with chrome() as driver:
         login(driver, base, "admin", served["password"])
         driver.get(f"{base}/superset/dashboard/{slug}/")
 
@@ -187,8 +186,6 @@ def test_dashboard_renders_every_chart_in_chromium(served, slug):
         # The Content-Security-Policy stops the front end's tracking pixel.
         blocked = [e for e in driver.get_log("browser") if "scarf" in e["message"]]
         assert all("violates" in e["message"] for e in blocked)
-    finally:
-        driver.quit()
 
 
 def test_every_chart_data_endpoint_returns_rows(served):

@@ -4,46 +4,60 @@
     read it per key, and the marks of the inputs it took in.
 
     kind 'seed': a whole relation (rule base, length-of-stay limits, code ranges,
-    catalogue): a change rebuilds every hit. kind 'institution' / 'practitioner': the
-    register history of one code: a change rebuilds the settlements billed by that
-    institution or attended by that practitioner (a monthly snapshot changes a few).
-    kind 'mark': watermarks (text). -#}
+    catalogue): a change rebuilds every hit. kind 'institution' / 'practitioner': one
+    row per register version of a code (what the rules read of it, with its validity):
+    a change rebuilds the settlements billed by that institution or attended by that
+    practitioner in the months from which the version in force differs (a monthly
+    snapshot changes a few codes, and from that month on only). kind 'mark':
+    watermarks (text). Seeds and marks leave valid_from / valid_to empty. -#}
 
 {% macro rule_reference_seeds() -%}
     {{ return(['rule_base', 'los_limits', 'dim_code_ranges', 'dim_catalogue']) }}
 {%- endmacro %}
 
-{#- A text fingerprint of the rows `row_text` per `key` of `relation`, portable SQL. -#}
-{% macro _rule_fingerprint(kind, key, relation, attributes) -%}
+{#- A text fingerprint of the rows of a seed, portable SQL. -#}
+{% macro _rule_fingerprint(name, attributes) -%}
     {%- set row_text = dbt.concat(attributes_as_text(attributes)) -%}
+    select
+        'seed' as kind,
+        '{{ name }}' as key,
+        {{ dbt.hash(dbt.listagg(row_text, "'~'", "order by " ~ row_text)) }} as fingerprint,
+        cast(null as date) as valid_from,
+        cast(null as date) as valid_to
+    from {{ ref(name) }}
+{%- endmacro %}
+
+{#- The register versions of each code: what the rules read of a version, as text, and
+    the months it is in force (valid_from to valid_to; the rules match a settlement's
+    period within them). -#}
+{% macro _rule_register_versions(kind, key, relation, attributes) -%}
     select
         '{{ kind }}' as kind,
         {{ key }} as key,
-        {{ dbt.hash(dbt.listagg(row_text, "'~'", "order by " ~ row_text)) }} as fingerprint
+        {{ dbt.concat(attributes_as_text(attributes)) }} as fingerprint,
+        coalesce(valid_from, cast('1900-01-01' as date)) as valid_from,
+        valid_to
     from {{ relation }}
-    {%- if kind != 'seed' %}
     where {{ key }} is not null
-    group by {{ key }}
-    {%- endif %}
 {%- endmacro %}
 
-{#- (kind, key, fingerprint) of the reference data now; `kinds` limits which. Only at
-    execution (it reads the seeds' columns). -#}
+{#- The rules' reference rows now (kind, key, fingerprint, valid_from, valid_to); `kinds`
+    limits which. Only at execution (it reads the seeds' columns). -#}
 {% macro rule_reference_rows(kinds=('seed', 'institution', 'practitioner')) -%}
     {%- set parts = [] -%}
     {%- if 'seed' in kinds -%}
         {%- for name in rule_reference_seeds() -%}
             {%- set columns = adapter.get_columns_in_relation(ref(name)) | map(attribute='name') | list -%}
-            {%- do parts.append(_rule_fingerprint('seed', "'" ~ name ~ "'", ref(name), columns)) -%}
+            {%- do parts.append(_rule_fingerprint(name, columns)) -%}
         {%- endfor -%}
     {%- endif -%}
     {%- if 'institution' in kinds -%}
-        {%- do parts.append(_rule_fingerprint('institution', 'fixmedins_code', ref('dim_institutions'),
-            ['agmt_enddate', 'vali_flag', 'valid_from', 'valid_to'])) -%}
+        {%- do parts.append(_rule_register_versions('institution', 'fixmedins_code', ref('dim_institutions'),
+            ['agmt_enddate', 'vali_flag'])) -%}
     {%- endif -%}
     {%- if 'practitioner' in kinds -%}
-        {%- do parts.append(_rule_fingerprint('practitioner', 'dr_code', ref('dim_practitioners'),
-            ['fixmedins_code', 'vali_flag', 'valid_from', 'valid_to'])) -%}
+        {%- do parts.append(_rule_register_versions('practitioner', 'dr_code', ref('dim_practitioners'),
+            ['fixmedins_code', 'vali_flag'])) -%}
     {%- endif -%}
     {{ return(parts | join('\nunion all\n')) }}
 {%- endmacro %}
@@ -52,13 +66,14 @@
     it saw (the next build redoes what came after). -#}
 {% macro _rule_marks() -%}
     select 'mark' as kind, 'built_at' as key,
-        cast({{ run_timestamp() }} as {{ dbt.type_string() }}) as fingerprint
+        cast({{ run_timestamp() }} as {{ dbt.type_string() }}) as fingerprint,
+        cast(null as date) as valid_from, cast(null as date) as valid_to
     union all
-    select 'mark', 'lines_loaded_at', cast(max(processed_at) as {{ dbt.type_string() }})
+    select 'mark', 'lines_loaded_at', cast(max(processed_at) as {{ dbt.type_string() }}), null, null
     from {{ source('ops', 'batches') }}
     where feed = 'fee_list'
     union all
-    select 'mark', 'month_ends_loaded_at', cast(max(_source_loaded_at) as {{ dbt.type_string() }})
+    select 'mark', 'month_ends_loaded_at', cast(max(_source_loaded_at) as {{ dbt.type_string() }}), null, null
     from {{ ref('int_enrollments_at_month_end') }}
 {%- endmacro %}
 
@@ -78,19 +93,64 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The (kind, key) of `kinds` whose fingerprint now differs from the one in `state`,
-    or that is only in one of them. -#}
-{% macro rule_reference_changed(state, kinds) -%}
-    select coalesce(now_.kind, held.kind) as kind, coalesce(now_.key, held.key) as key
-    from ({{ rule_reference_rows(kinds) }}) as now_
+{#- The seeds whose fingerprint now differs from the one in `state`, or that are only in
+    one of them. -#}
+{% macro rule_seeds_changed(state) -%}
+    select coalesce(now_.key, held.key) as key
+    from ({{ rule_reference_rows(['seed']) }}) as now_
     full outer join (
         select * from {{ state }}
-        where kind in ('{{ kinds | join("', '") }}')
+        where kind = 'seed'
     ) as held
-        on held.kind = now_.kind
-        and held.key = now_.key
+        on held.key = now_.key
     where now_.key is null or held.key is null
         or coalesce(now_.fingerprint, '') <> coalesce(held.fingerprint, '')
+{%- endmacro %}
+
+{#- The register codes whose versions now differ from those in `state`, each with the
+    first month from which the version in force may differ (kind, key, changed_from):
+    a version only on one side from its valid_from; a version on both sides whose end
+    moved from the earlier end (a snapshot closing a version and opening the next
+    changes the months after, not before); a code new to the register or gone from it
+    in every month (a rule asks whether the code is registered at all). -#}
+{% macro rule_register_changed(state) -%}
+    {%- set kinds = ['institution', 'practitioner'] -%}
+    {%- set forever = "cast('9999-12-31' as date)" -%}
+    select kind, key, min(changed_from) as changed_from
+    from (
+        select
+            coalesce(now_.kind, held.kind) as kind,
+            coalesce(now_.key, held.key) as key,
+            case
+                when held.key is null then now_.valid_from
+                when now_.key is null then held.valid_from
+                else least(coalesce(now_.valid_to, {{ forever }}), coalesce(held.valid_to, {{ forever }}))
+            end as changed_from
+        from ({{ rule_reference_rows(kinds) }}) as now_
+        full outer join (
+            select * from {{ state }}
+            where kind in ('{{ kinds | join("', '") }}')
+        ) as held
+            on held.kind = now_.kind
+            and held.key = now_.key
+            and held.fingerprint = now_.fingerprint
+            and held.valid_from = now_.valid_from
+        where now_.key is null or held.key is null
+            or coalesce(now_.valid_to, {{ forever }}) <> coalesce(held.valid_to, {{ forever }})
+        union all
+        select kind, key, cast('1900-01-01' as date) as changed_from
+        from (
+            (select kind, key from ({{ rule_reference_rows(kinds) }}) as now_codes
+             except
+             select kind, key from {{ state }})
+            union all
+            (select kind, key from {{ state }}
+             where kind in ('{{ kinds | join("', '") }}')
+             except
+             select kind, key from ({{ rule_reference_rows(kinds) }}) as now_codes)
+        ) as new_or_gone
+    ) as changes
+    group by kind, key
 {%- endmacro %}
 
 {#- How int_rule_hits builds: {'incremental': true, 'state': relation, 'marks': {...}}
@@ -108,7 +168,12 @@
     {%- if state is none or not plan['keyed'] -%}
         {{ return(plan) }}
     {%- endif -%}
-    {%- set changed_seeds = "select count(*) from (" ~ rule_reference_changed(state, ['seed']) ~ ") as changed" -%}
+    {#- A state saved before register versions were kept (no validity columns) cannot say
+        from when a code changed: every hit is rebuilt once. -#}
+    {%- if 'valid_from' not in adapter.get_columns_in_relation(state) | map(attribute='name') | list -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {%- set changed_seeds = "select count(*) from (" ~ rule_seeds_changed(state) ~ ") as changed" -%}
     {%- if run_query(changed_seeds).columns[0].values()[0] > 0 -%}
         {{ return(plan) }}
     {%- endif -%}

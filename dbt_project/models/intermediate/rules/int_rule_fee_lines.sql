@@ -25,10 +25,6 @@ with netted as (
     select * from {{ ref('int_settlements_netted') }}
 ),
 
-settlements as (
-    select * from {{ ref('int_rule_settlements') }}
-),
-
 catalogue as (
     select * from {{ ref('dim_catalogue') }}
 ),
@@ -43,16 +39,37 @@ changed as (
 ),
 {% endif %}
 
+-- The settlements to build. In an incremental build the lines reach only these through
+-- the join in `built`: filtering the lines apart as well made DuckDB misjudge them as
+-- few and hash 6.7 million wide lines instead of 1.7 million settlements (2.7 s
+-- against 0.8 s at `medium`).
+settlements as (
+    select * from {{ ref('int_rule_settlements') }}
+    {% if incremental %}
+    where setl_id in (select setl_id from changed)
+    {% endif %}
+),
+
 -- Lines of the settlements to build, the latest delivery of each. A line delivered
 -- more than once is rare (a batch sent again under another path), so only such lines
 -- are ranked and the superseded deliveries taken out: ranking all 22 million lines at
--- `medium` sorted every wide row (15 s against 5).
-duplicated as (
-    select setl_id, feedetl_sn
+-- `medium` sorted every wide row (15 s against 5). Lines can repeat only in a
+-- settlement delivered in more than one batch: found first on the settlement alone
+-- (1.7 million groups against 6.8 million lines, 1.3 s against 2.1 s).
+resent as (
+    select setl_id
     from {{ ref('stg_platform__fee_list_deliveries') }}
     {% if incremental %}
     where setl_id in (select setl_id from changed)
     {% endif %}
+    group by setl_id
+    having min(batch_path) < max(batch_path)
+),
+
+duplicated as (
+    select setl_id, feedetl_sn
+    from {{ ref('stg_platform__fee_list_deliveries') }}
+    where setl_id in (select setl_id from resent)
     group by setl_id, feedetl_sn
     having count(*) > 1
 ),
@@ -80,9 +97,6 @@ lines as (
         on superseded.batch_path = deliveries.batch_path
         and superseded.line_no = deliveries.line_no
     where superseded.batch_path is null
-    {% if incremental %}
-        and deliveries.setl_id in (select setl_id from changed)
-    {% endif %}
 ),
 
 built as (
