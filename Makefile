@@ -42,12 +42,13 @@ run: setup
 
 ## test: setup, then the whole suite (browser tests in real headless Chromium), one
 ## test file per worker: most of a test waits on a subprocess starting up (Dagster, dbt,
-## Superset), so two workers on two cores take ~13 min where one took ~18.
+## Superset), so two workers on two cores take ~13 min where one took ~18. Files go to
+## the workers longest first (tests/conftest.py), not in xdist's order.
 TEST_WORKERS ?= 2
 test: setup browser-deps
 	$(BIN)/ruff check orchestration expectations tests
 	$(BIN)/ruff format --check orchestration expectations tests
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests; status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests; status=$$?; [ $$status -ne 5 ] || echo "pytest collected no tests" >&2; exit $$status
 
 ## bench: time every phase at `small` (BENCH_SCALE=tiny|small|medium|large); report in var/bench/
 BENCH_SCALE ?= small
