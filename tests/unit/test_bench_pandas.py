@@ -38,3 +38,35 @@ def test_fund_rows_match_allows_a_rounding_step_only():
     assert not fund_rows_match([row], [row[:5] + (11501, 23.0)])
     assert not fund_rows_match([row], [row[:6] + (None,)])
     assert not fund_rows_match([row], [])
+
+
+def test_baseline_process_ends_on_its_own_when_sigterm_is_ignored(tmp_path):
+    """After a Dagster run in a process whose SIGINT is ignored, SIGTERM is ignored too
+    (and inherited): the baseline's process must end without being signalled. The
+    Pool it ran in before was stopped by SIGTERM and, now and then, waited forever."""
+    import signal
+    import threading
+
+    from tests.conftest import run_yibao
+    from yibao.bench.run import pandas_baseline, pandas_coverage
+
+    run_yibao(tmp_path, "generate", "--scale", "tiny", "--provinces", "44",
+              "--months", "2024-01:2024-02")  # fmt: skip
+    landing = tmp_path / "landing"
+    expected = (pandas_coverage(landing), pandas_fund_balance(landing))
+    assert expected[0] and expected[1]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    results = []
+    try:
+        for _ in range(3):
+            worker = threading.Thread(
+                target=lambda: results.append(pandas_baseline(landing)), daemon=True
+            )
+            worker.start()
+            worker.join(timeout=120)
+            assert not worker.is_alive(), "the pandas baseline did not come back"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(results) == 3
+    for figures, seconds, peak_mb in results:
+        assert figures == expected and seconds > 0 and peak_mb > 0

@@ -154,23 +154,49 @@ def fund_rows_match(pandas_rows: list, mart_rows: list) -> bool:
     return True
 
 
-def _pandas_child(landing: str) -> tuple[list, float, float]:
-    started = time.perf_counter()
-    out = (pandas_coverage(Path(landing)), pandas_fund_balance(Path(landing)))
-    seconds = time.perf_counter() - started
-    # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
-    status = Path("/proc/self/status").read_text().splitlines()
-    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    return out, seconds, peak_kb / 1024
+def _pandas_child(landing: str, send) -> None:
+    try:
+        started = time.perf_counter()
+        out = (pandas_coverage(Path(landing)), pandas_fund_balance(Path(landing)))
+        seconds = time.perf_counter() - started
+        # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
+        status = Path("/proc/self/status").read_text().splitlines()
+        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        send.send(("ok", (out, seconds, peak_kb / 1024)))
+    except BaseException:
+        import traceback
+
+        send.send(("error", traceback.format_exc()))
+    finally:
+        send.close()
 
 
 def pandas_baseline(landing: Path) -> tuple[list, float, float]:
     """The pandas baseline in a process of its own, timed inside it: its memory is the
-    baseline's peak, not the pipeline's (object columns of every enrollment change)."""
+    baseline's peak, not the pipeline's (object columns of every enrollment change).
+
+    A plain process that sends its result and ends, never a Pool: Pool's exit stops its
+    worker with SIGTERM, and a process that has run Dagster ignores SIGTERM when SIGINT
+    was ignored (Dagster maps the one to the other; a shell's background job ignores
+    SIGINT), which its child inherits: the bench then waited forever on a worker that
+    could not stop."""
     import multiprocessing
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_pandas_child, (str(landing),))
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_pandas_child, args=(str(landing), send), name="pandas-baseline")
+    child.start()
+    send.close()  # the child holds the only sending end: EOF if it dies without a word
+    try:
+        kind, payload = receive.recv()
+    except EOFError:
+        kind, payload = "error", "it ended without a result"
+    finally:
+        receive.close()
+        child.join()
+    if kind != "ok":
+        raise RuntimeError(f"the pandas baseline failed (exit code {child.exitcode}): {payload}")
+    return payload
 
 
 def chart_queries(bundle: Path) -> dict[str, str]:
