@@ -133,11 +133,11 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     assert b'"2029-12-31"' in lines[row]
     lines[row] = lines[row].replace(b'"2029-12-31"', b'"2024-01-20"')
     snapshot.write_bytes(b"\n".join(lines))
-    hospital_hits = (
+    pharmacy_hits = (
         "select rule_id, setl_id, _built_at from intermediate.int_rule_hits "
         "where fixmedins_code = 'P44030000005' and not _is_tombstone and _scope_key like 's|%'"
     )
-    january = {r for r in _query(stepwise, hospital_hits + " and period = '2024-01-01'")}
+    january = {r for r in _query(stepwise, pharmacy_hits + " and period = '2024-01-01'")}
     assert january, "pharmacy 5 needs January hits to keep"
     history_built = "select max(_built_at) from intermediate.int_enrollment_history"
     history_before = _query(stepwise, history_built)
@@ -155,9 +155,9 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     assert 0 < hits_rebuilt < hits_rows
     # The corrected snapshot: pharmacy 5's February settlements breach R022 now; its
     # January hits were kept as built (the version in force in January is unchanged).
-    february = _query(stepwise, hospital_hits + " and period = '2024-02-01'")
+    february = _query(stepwise, pharmacy_hits + " and period = '2024-02-01'")
     assert "R022" in {rule for rule, _, _ in february}
-    assert {r for r in _query(stepwise, hospital_hits + " and period = '2024-01-01'")} == january
+    assert {r for r in _query(stepwise, pharmacy_hits + " and period = '2024-01-01'")} == january
     # Enrollment history by person: the persons of March's changes and of the corrected
     # batch were rebuilt, not everyone.
     [(history_rebuilt, history_rows)] = _query(

@@ -112,19 +112,29 @@
     a version only on one side from its valid_from; a version on both sides whose end
     moved from the earlier end (a snapshot closing a version and opening the next
     changes the months after, not before); a code new to the register or gone from it
-    in every month (a rule asks whether the code is registered at all). -#}
+    in every month (a rule asks whether the code is registered at all). One pass over
+    both sides: every version of each appears in the full join at least once. -#}
 {% macro rule_register_changed(state) -%}
     {%- set kinds = ['institution', 'practitioner'] -%}
     {%- set forever = "cast('9999-12-31' as date)" -%}
-    select kind, key, min(changed_from) as changed_from
+    select
+        kind,
+        key,
+        case
+            when count(now_key) = 0 or count(held_key) = 0 then cast('1900-01-01' as date)
+            else min(changed_from)
+        end as changed_from
     from (
         select
             coalesce(now_.kind, held.kind) as kind,
             coalesce(now_.key, held.key) as key,
+            now_.key as now_key,
+            held.key as held_key,
             case
                 when held.key is null then now_.valid_from
                 when now_.key is null then held.valid_from
-                else least(coalesce(now_.valid_to, {{ forever }}), coalesce(held.valid_to, {{ forever }}))
+                when coalesce(now_.valid_to, {{ forever }}) <> coalesce(held.valid_to, {{ forever }})
+                    then least(coalesce(now_.valid_to, {{ forever }}), coalesce(held.valid_to, {{ forever }}))
             end as changed_from
         from ({{ rule_reference_rows(kinds) }}) as now_
         full outer join (
@@ -135,22 +145,9 @@
             and held.key = now_.key
             and held.fingerprint = now_.fingerprint
             and held.valid_from = now_.valid_from
-        where now_.key is null or held.key is null
-            or coalesce(now_.valid_to, {{ forever }}) <> coalesce(held.valid_to, {{ forever }})
-        union all
-        select kind, key, cast('1900-01-01' as date) as changed_from
-        from (
-            (select kind, key from ({{ rule_reference_rows(kinds) }}) as now_codes
-             except
-             select kind, key from {{ state }})
-            union all
-            (select kind, key from {{ state }}
-             where kind in ('{{ kinds | join("', '") }}')
-             except
-             select kind, key from ({{ rule_reference_rows(kinds) }}) as now_codes)
-        ) as new_or_gone
-    ) as changes
+    ) as versions
     group by kind, key
+    having count(now_key) = 0 or count(held_key) = 0 or min(changed_from) is not null
 {%- endmacro %}
 
 {#- How int_rule_hits builds: {'incremental': true, 'state': relation, 'marks': {...}}
