@@ -4,11 +4,14 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 
 from yibao.simulate.defects import parse_overrides
 from yibao.simulate.generator import (
+    Batches,
     generate,
     id_check_digits,
     load_regions,
@@ -103,6 +106,40 @@ def test_same_seed_same_bytes(tmp_path):
     generate(tmp_path / "c", "tiny", "2024-01:2024-02", ["37", "11"], seed=2)
     other = (tmp_path / "c" / "truth" / "defects.csv").read_bytes()
     assert other != (tmp_path / "a" / "truth" / "defects.csv").read_bytes()
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns decoded: each row group of a file has a dictionary of its own."""
+    return pa.table(
+        {  # one chunk: `equals` would not match chunks with different dictionaries
+            name: col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+
+
+def test_parquet_rows_do_not_depend_on_how_the_writers_are_fed(tmp_path, monkeypatch):
+    """The writer threads copy, buffer and write in an order set by the queue and buffer
+    bounds; the rows of every file must not depend on them (nor on the number of writers)."""
+    args = ("tiny", "2024-01:2024-02", ["37", "11"])
+    counts = generate(tmp_path / "a", *args, seed=3, fmt="parquet")
+    monkeypatch.setattr(Batches, "WRITERS", 3)
+    monkeypatch.setattr(Batches, "FLUSH_ROWS", 97)
+    monkeypatch.setattr(Batches, "BUDGET_ROWS", 500)
+    monkeypatch.setattr(Batches, "QUEUE_ROWS", 300)  # the drawing thread waits often
+    assert generate(tmp_path / "b", *args, seed=3, fmt="parquet") == counts
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.parquet"))
+    assert files == sorted(
+        p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.parquet")
+    )
+    rows = Counter()
+    for rel in files:
+        a, b = (_plain(pq.ParquetFile(tmp_path / home / rel).read()) for home in ("a", "b"))
+        assert a.equals(b), rel
+        rows[rel.parts[1]] += a.num_rows
+    assert pq.ParquetFile(tmp_path / "b" / files[-1]).metadata.num_row_groups >= 1
+    assert rows == Counter({feed: n for feed, n in counts.items() if n}), rows
+    assert not list(tmp_path.rglob("*.part"))
 
 
 def test_unknown_province_and_defect_are_clear_errors(home):

@@ -15,7 +15,8 @@ import csv
 import gzip
 import shutil
 import sys
-from collections import Counter, defaultdict
+import zlib
+from collections import Counter, defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -148,10 +149,23 @@ class Batches:
     """
 
     FLUSH_ROWS = 20_000
-    MAX_QUEUED = 4  # slabs waiting for the writer thread: bounds memory when it falls behind
+    # Rows handed to the writer threads and not yet written, at most. Drawing comes in
+    # bursts (a slab's emit flushes hundreds of batches, a month's end closes ~1,800
+    # files): a queue of four tasks made the drawing thread wait through each burst and
+    # the writer through each draw (a third of the run at `medium`). A bound in rows lets
+    # both run and still bounds memory (each queued slice keeps its slab alive until the
+    # writer has copied it: at `large` 0.5 million rows cost 20% more time, 1.5 million
+    # 100 MB more memory).
+    QUEUE_ROWS = 1_000_000
+    QUEUE_TASKS = 10_000  # closes carry few rows; bounds the queue's own bookkeeping
+    # Writer threads. Encoding Parquet costs more than drawing the rows: with one writer
+    # the drawing thread waited on it and the run used 1.4 of 2 cores. Each file keeps to
+    # one writer (chosen from its path), so its chunks are written in order.
+    WRITERS = 2
     # Rows buffered over all open batches at most: with 700 batches open (357 regions ×
     # settlements and fee lines) the per-batch threshold alone would let gigabytes wait.
-    BUDGET_ROWS = 500_000
+    # 350,000 with the deeper queue above keeps `large` under its old peak (2.8 GB).
+    BUDGET_ROWS = 350_000
 
     def __init__(self, landing: Path, fmt: str) -> None:
         self.landing = landing
@@ -159,47 +173,65 @@ class Batches:
         self.open: dict[str, _Open] = {}
         self.buffered = 0
         self.counts: Counter = Counter()
-        # Encoding and writing run on a second thread (Arrow releases the GIL) while NumPy
-        # draws the next region-month; one worker keeps each file's writes in order.
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-write")
-        self.pending: list[Future] = []
+        # Encoding and writing run on other threads (Arrow releases the GIL) while NumPy
+        # draws the next region-month.
+        self.pools = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"yibao-write-{i}")
+            for i in range(self.WRITERS)
+        ]
+        self.dirs: set[Path] = set()  # folders made already: a mkdir per batch cost ~2 s
+        self.pending: deque[tuple[Future, int]] = deque()  # in the order submitted
+        self.queued = 0  # rows in `pending`
 
     def drain(self) -> None:
         """Wait until everything handed to the writer thread is on disk."""
-        pending, self.pending = self.pending, []
-        for future in pending:
-            future.result()
+        while self.pending:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        future, rows = self.pending.popleft()
+        self.queued -= rows
+        future.result()  # a writer's error surfaces here
 
     def shutdown(self) -> None:
         self.drain()
-        self.pool.shutdown()
+        for pool in self.pools:
+            pool.shutdown()
 
     def path(self, feed: str, month: date, admdvs, stem: str) -> str:
         ext = "parquet" if self.fmt == "parquet" else "csv"
         return f"{feed}/period={month:%Y-%m}/admdvs={admdvs}/{stem}.{ext}"
 
-    def append(self, rel: str, table: pa.Table) -> int:
-        """Append and return the number of data rows the batch held before."""
+    def append(self, rel: str, table: pa.Table, start: int = 0, stop: int | None = None) -> int:
+        """Append rows `start:stop` of `table` and return the number of data rows the batch
+        held before."""
+        stop = table.num_rows if stop is None else stop
+        rows = stop - start
         batch = self.open.get(rel)
         if batch is None:
             final = self.landing / rel
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.parent not in self.dirs:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                self.dirs.add(final.parent)
             tmp = final.with_name(final.name + ".part")
             batch = self.open[rel] = _Open(tmp, table.schema, self.fmt)
         before = batch.rows
-        if table.num_rows:
-            batch.buffer.append(table)
-            batch.buffered += table.num_rows
-            batch.rows += table.num_rows
-            self.buffered += table.num_rows
+        if rows:
+            # The writer thread copies the rows out (a zero-copy slice would keep the whole
+            # slab alive in the buffer of every batch it touched: gigabytes at `medium`);
+            # copying here was a sixth of the drawing thread's work, on the critical path.
+            self._submit(rel, batch.stage, table, start, stop, rows=rows)
+            batch.buffered += rows
+            batch.rows += rows
+            self.buffered += rows
             if batch.buffered >= self.FLUSH_ROWS:
-                self._flush(batch)
+                self._flush(rel, batch)
             if self.buffered > self.BUDGET_ROWS:  # the biggest buffers go first
-                for other in sorted(self.open.values(), key=lambda b: -b.buffered):
+                for name, other in sorted(self.open.items(), key=lambda b: -b[1].buffered):
                     if self.buffered <= self.BUDGET_ROWS // 2:
                         break
-                    self._flush(other)
-        self.counts[rel.split("/", 1)[0]] += table.num_rows
+                    self._flush(name, other)
+        self.counts[rel.split("/", 1)[0]] += rows
         return before
 
     def write(self, rel: str, table: pa.Table) -> None:
@@ -208,20 +240,31 @@ class Batches:
 
     def close(self, rel: str) -> None:
         batch = self.open.pop(rel)
-        self.buffered -= batch.buffered
-        self._submit(batch.finish, batch.take(), self.landing / rel)
+        rows = batch.buffered
+        self.buffered -= rows
+        self._submit(rel, batch.finish, self.landing / rel, rows=rows)
 
-    def _flush(self, batch: _Open) -> None:
-        self.buffered -= batch.buffered
-        self._submit(batch.flush, batch.take())
+    def _flush(self, rel: str, batch: _Open) -> None:
+        rows, batch.buffered = batch.buffered, 0
+        self.buffered -= rows
+        self._submit(rel, batch.flush, rows=rows)
 
-    def _submit(self, fn, *args) -> None:
-        for future in [f for f in self.pending if f.done()]:
-            future.result()  # a writer's error surfaces here, not at the end
-            self.pending.remove(future)
-        while len(self.pending) >= self.MAX_QUEUED:
-            self.pending.pop(0).result()
-        self.pending.append(self.pool.submit(fn, *args))
+    def _submit(self, rel: str, fn, *args, rows: int = 0) -> None:
+        """Run `fn(*args)` on the writer of file `rel`, after everything submitted for it
+        before."""
+        while self.pending and self.pending[0][0].done():
+            self._wait_oldest()
+        while self.pending and (
+            self.queued + rows > self.QUEUE_ROWS or len(self.pending) >= self.QUEUE_TASKS
+        ):
+            self._wait_oldest()
+        pool = self.pools[zlib.crc32(rel.encode()) % len(self.pools)]
+        self.pending.append((pool.submit(fn, *args), rows))
+        self.queued += rows
+
+    def after(self, rel: str, fn, *args) -> None:
+        """Run `fn(*args)` once file `rel` is on disk, without waiting for it here."""
+        self._submit(rel, fn, *args)
 
     def close_all(self) -> None:
         for rel in sorted(self.open):
@@ -234,15 +277,15 @@ class _Open:
     schema: pa.Schema
     fmt: str
     writer: object = None  # opened on the writer thread at the first flush
-    rows: int = 0
-    buffered: int = 0
-    buffer: list = field(default_factory=list)
+    rows: int = 0  # appended so far (drawing thread)
+    buffered: int = 0  # appended since the last flush (drawing thread)
+    staged: list = field(default_factory=list)  # copied rows waiting (writer thread)
 
-    def take(self) -> list[pa.Table]:
-        buffer, self.buffer, self.buffered = self.buffer, [], 0
-        return buffer
+    def stage(self, table: pa.Table, start: int, stop: int) -> None:
+        self.staged.append(_own(table, start, stop))
 
-    def flush(self, buffer: list[pa.Table]) -> None:
+    def flush(self) -> None:
+        buffer, self.staged = self.staged, []
         if self.writer is None:
             # A file writer holds buffers of its own: open only while the batch is written
             # (hundreds of batches of a month wait for their rows at once).
@@ -255,11 +298,14 @@ class _Open:
             else:
                 self.writer = pacsv.CSVWriter(self.tmp, self.schema, write_options=_CSV_OPTIONS)
         if buffer:
-            # One chunk: pyarrow 18 repeats the CSV header after an empty leading chunk.
-            self.writer.write_table(pa.concat_tables(buffer).combine_chunks())
+            table = pa.concat_tables(buffer)
+            if self.fmt != "parquet":  # Parquet takes the chunks as they are: no second copy
+                # One chunk: pyarrow 18 repeats the CSV header after an empty leading chunk.
+                table = table.combine_chunks()
+            self.writer.write_table(table)
 
-    def finish(self, buffer: list[pa.Table], final: Path) -> None:
-        self.flush(buffer)
+    def finish(self, final: Path) -> None:
+        self.flush()
         self.writer.close()
         self.tmp.replace(final)
 
@@ -559,12 +605,11 @@ def generate(
                       row_defects, resend_fixed)  # fmt: skip
             spent.append(claims.spending(rev, k))
         batches.close_all()
-        batches.drain()  # whole files before rows are cut short in them
         if clean is not None:
             clean.close_all()
-            clean.drain()
         for rel, rows in short_rows.items():
-            defects.shorten_rows(landing / rel, np.concatenate(rows))
+            # On the writer thread, after the file is whole: the next month is drawn meanwhile.
+            batches.after(rel, defects.shorten_rows, landing / rel, np.concatenate(rows))
         short_rows.clear()
         for code in region_codes:
             inst = institutions[code]
@@ -676,13 +721,13 @@ def _emit(batches, clean, cols, lines, month, k, rates, rng, truth, short_rows, 
     if clean is not None and resend_fixed in rels:
         i = rels.index(resend_fixed)
         force = np.arange(bounds[i], bounds[i + 1])
-        clean.append(resend_fixed, setl.slice(bounds[i], bounds[i + 1] - bounds[i]))
+        clean.append(resend_fixed, setl, bounds[i], bounds[i + 1])
     corrupted, picked = defects.corrupt_rows(rng, setl, np.datetime64(month, "D"), rates, force)
     ids = setl.column("setl_id")
     for i, treat in enumerate(treats):
         a, b = bounds[i], bounds[i + 1]
         rel = rels[i]
-        before = batches.append(rel, _own(corrupted, a, b))
+        before = batches.append(rel, corrupted, a, b)
         for kind, at in picked.items():
             mine = at[(at >= a) & (at < b)]
             if len(mine):
@@ -692,7 +737,9 @@ def _emit(batches, clean, cols, lines, month, k, rates, rng, truth, short_rows, 
                     short_rows[rel].append(before + mine - a)
         batches.append(
             batches.path("fee_list", month, treat, f"fee_list-{treat}-{month:%Y%m}"),
-            _own(fee, line_bounds[i], line_bounds[i + 1]),
+            fee,
+            line_bounds[i],
+            line_bounds[i + 1],
         )
 
 
@@ -702,7 +749,7 @@ def _by_region(batches: Batches, rels: list[str], codes: list[int], table: pa.Ta
     region without rows still gets its batch (a header only)."""
     bounds = np.searchsorted(region, codes + [codes[-1] + 1])
     for i, rel in enumerate(rels):
-        batches.append(rel, _own(table, bounds[i], bounds[i + 1]))
+        batches.append(rel, table, bounds[i], bounds[i + 1])
 
 
 def _own(table: pa.Table, start: int, stop: int) -> pa.Table:
