@@ -133,6 +133,32 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     assert b'"2029-12-31"' in lines[row]
     lines[row] = lines[row].replace(b'"2029-12-31"', b'"2024-01-20"')
     snapshot.write_bytes(b"\n".join(lines))
+    # And February's practitioner snapshot of Shenzhen sent again corrected: a doctor
+    # who attended settlements in January and February is not valid (vali_flag 0) in
+    # that snapshot only. R009 must fire on the February settlements alone.
+    [(doctor,)] = _query(
+        stepwise,
+        "select s.atddr_no from intermediate.int_rule_settlements s "
+        "left join intermediate.int_rule_hits h on h.setl_id = s.setl_id "
+        "and not h._is_tombstone and h._scope_key like 's|%' "
+        "where s.atddr_no like 'D440300%' group by 1 "
+        "having count(h.setl_id) filter (where s.period = '2024-01-01') > 0 "
+        "and count(*) filter (where s.period = '2024-02-01') > 0 order by 1 limit 1",
+    )
+    [register] = (stepwise / "landing/practitioner/period=2024-02/admdvs=440300").glob("*.csv")
+    lines = register.read_bytes().split(b"\n")
+    [row] = [i for i, line in enumerate(lines) if line.startswith(f'"{doctor}"'.encode())]
+    assert lines[row].endswith(b',"1"')
+    lines[row] = lines[row][: -len(b'"1"')] + b'"0"'
+    register.write_bytes(b"\n".join(lines))
+    doctor_hits = (
+        "select rule_id, setl_id, period, _built_at from intermediate.int_rule_hits h "
+        "where not _is_tombstone and _scope_key like 's|%' and setl_id in (select setl_id "
+        f"from intermediate.int_rule_settlements where atddr_no = '{doctor}')"
+    )
+    doctor_before = set(_query(stepwise, doctor_hits))
+    assert "R009" not in {rule for rule, *_ in doctor_before}
+    assert date(2024, 1, 1) in {period for _, _, period, _ in doctor_before}
     pharmacy_hits = (
         "select rule_id, setl_id, _built_at from intermediate.int_rule_hits "
         "where fixmedins_code = 'P44030000005' and not _is_tombstone and _scope_key like 's|%'"
@@ -158,6 +184,13 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     february = _query(stepwise, pharmacy_hits + " and period = '2024-02-01'")
     assert "R022" in {rule for rule, _, _ in february}
     assert {r for r in _query(stepwise, pharmacy_hits + " and period = '2024-01-01'")} == january
+    # The corrected practitioner: R009 on February's settlements only (March's snapshot
+    # has the doctor valid again); the January hits of that doctor kept as built.
+    doctor_after = set(_query(stepwise, doctor_hits))
+    assert {period for rule, _, period, _ in doctor_after if rule == "R009"} == {date(2024, 2, 1)}
+    assert {h for h in doctor_after if h[2] == date(2024, 1, 1)} == {
+        h for h in doctor_before if h[2] == date(2024, 1, 1)
+    }
     # Enrollment history by person: the persons of March's changes and of the corrected
     # batch were rebuilt, not everyone.
     [(history_rebuilt, history_rows)] = _query(
