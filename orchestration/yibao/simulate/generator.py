@@ -206,7 +206,7 @@ class Batches:
         """Append rows `start:stop` of `table` and return the number of data rows the batch
         held before."""
         stop = table.num_rows if stop is None else stop
-        rows = stop - start
+        rows = int(stop - start)  # bounds come from NumPy; the counts go into JSON reports
         batch = self.open.get(rel)
         if batch is None:
             final = self.landing / rel
