@@ -519,7 +519,8 @@ def bench(home: Path, scale: str) -> dict:
         "incremental_month_s": round(incremental_s, 3),
         # The month's share of a full build's transform (target: the increment ≤ 1.5×).
         "months": n_months,
-        "incremental_month_ratio": round(incremental_s / (phases["transform"] / n_months), 2),
+        # Three decimals: at two, 1.503 printed as 1.50 and passed a target of 1.5.
+        "incremental_month_ratio": round(incremental_s / (phases["transform"] / n_months), 3),
         # The same, net of what every build pays whatever it adds (dbt's start-up, the
         # data tests, models rebuilt in full): the transform of the re-run with nothing
         # new. With a fixed cost F and m a month, the gross ratio over n months is
@@ -602,8 +603,9 @@ def _judge(report: dict) -> list[dict]:
         (
             "simulator ≥ 200,000 settlements/s",
             report["generate_settlements_per_s"] >= TARGETS["generate_settlements_per_s"],
-            "2 cores: one thread draws and formats, one encodes Parquet; both are busy "
-            "(text ids and per-region-month Arrow calls dominate at small scales)",
+            "2 cores: one thread draws and formats text, two copy and encode Parquet "
+            "(~25% of the cores idle, the drawing thread off-CPU without waiting on the "
+            "queue); per-region-month files and Arrow calls dominate at small scales",
         ),
     ]
     top = ", ".join(f"{name} {sec:.1f}s" for name, sec in report["incremental_top_models"][:3])
@@ -693,7 +695,7 @@ def render_markdown(r: dict) -> str:
         f"| pandas ÷ the same marts here | {r['pandas_ratio']:.2f} |",
         f"| pandas ÷ (ingest + transform) | {r['pandas_ratio_whole_pipeline']:.2f} |",
         f"| pandas figures equal the mart | {r['pandas_matches_mart']} |",
-        f"| month added ÷ its share of a full transform | {r['incremental_month_ratio']:.2f} |",
+        f"| month added ÷ its share of a full transform | {r['incremental_month_ratio']:.3f} |",
         f"| the same, net of a re-run's transform ({r['rerun_unchanged_transform_s']:.1f} s) "
         f"| {_fmt(r['incremental_month_ratio_net'])} |",
         f"| rule hits; lowest precision / recall against the truth | {r['rule_hits']:,}; "
