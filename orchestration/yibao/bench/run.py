@@ -604,8 +604,9 @@ def _judge(report: dict) -> list[dict]:
             "simulator ≥ 200,000 settlements/s",
             report["generate_settlements_per_s"] >= TARGETS["generate_settlements_per_s"],
             "2 cores: one thread draws and formats text, two copy and encode Parquet "
-            "(~25% of the cores idle, the drawing thread off-CPU without waiting on the "
-            "queue); per-region-month files and Arrow calls dominate at small scales",
+            "(the cores not fully busy: the drawing thread is off-CPU at times without "
+            "waiting on the queue); per-region-month files and Arrow calls dominate at "
+            "small scales",
         ),
     ]
     top = ", ".join(f"{name} {sec:.1f}s" for name, sec in report["incremental_top_models"][:3])

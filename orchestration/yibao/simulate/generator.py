@@ -184,7 +184,7 @@ class Batches:
         self.queued = 0  # rows in `pending`
 
     def drain(self) -> None:
-        """Wait until everything handed to the writer thread is on disk."""
+        """Wait until everything handed to the writer threads is on disk."""
         while self.pending:
             self._wait_oldest()
 
@@ -217,9 +217,8 @@ class Batches:
             batch = self.open[rel] = _Open(tmp, table.schema, self.fmt)
         before = batch.rows
         if rows:
-            # The writer thread copies the rows out (a zero-copy slice would keep the whole
-            # slab alive in the buffer of every batch it touched: gigabytes at `medium`);
-            # copying here was a sixth of the drawing thread's work, on the critical path.
+            # The writer thread copies the rows out (`_own`): copying here was a sixth of
+            # the drawing thread's work, on the critical path.
             self._submit(rel, batch.stage, table, start, stop, rows=rows)
             batch.buffered += rows
             batch.rows += rows
