@@ -1,10 +1,12 @@
 """The door: every record loaded or quarantined, every file recorded, nothing personal passes."""
 
 import gzip
+import io
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -85,11 +87,13 @@ def test_bad_records_are_quarantined_with_reason_and_masked(db, tmp_path):
     bad_date = ROW2.replace("1992-02-02", "1992-13-45")
     no_region = ROW1.replace(",370100,", ",,").replace("P1", "P3")
     bad_code = ROW1.replace(",370100,", ",3701,").replace("P1", "P4")
-    text = f"{HEADER}\n{ROW1}\n{bad_date}\n{no_region}\n{bad_code}\n"
+    blank = ROW1.replace("P1", "   ")  # spaces only: blank, as much as empty
+    padded = ROW1.replace("P1", " P5")  # a value after a space is a value
+    text = f"{HEADER}\n{ROW1}\n{bad_date}\n{no_region}\n{bad_code}\n{blank}\n{padded}\n"
     _write(tmp_path / "landing", BATCH, text)
     _ingest(db, tmp_path)
     read, loaded, quarantined, outcome, reason, _ = _ledger(db)
-    assert (read, loaded, quarantined, outcome) == (4, 1, 3, "loaded_with_quarantine")
+    assert (read, loaded, quarantined, outcome) == (6, 2, 4, "loaded_with_quarantine")
     assert read == loaded + quarantined
     rows = db.execute(
         "select line_no, reason_code, reason, record from ops.quarantine order by line_no"
@@ -98,7 +102,11 @@ def test_bad_records_are_quarantined_with_reason_and_masked(db, tmp_path):
         (3, "unparsable_date"),
         (4, "missing_required"),
         (5, "malformed_code"),
+        (6, "missing_required"),
     ]
+    assert db.execute("select list(psn_no order by psn_no) from raw.psn_insu").fetchone() == (
+        [" P5", "P1"],
+    )
     assert "1992-13-45" in rows[0][2]
     assert (
         "***" in rows[0][3] and "370102199202021234" not in rows[0][3] and "李四" not in rows[0][3]
@@ -207,22 +215,46 @@ def test_rows_with_wrong_field_count_are_quarantined_not_the_batch(db, tmp_path)
         assert "370102199202021234" not in record and "李四" not in record and "***" in record
 
 
-def test_timestamps_outside_the_batch_month_or_in_the_future(db, tmp_path):
+def _write_as(landing: Path, rel: str, text: str, form: str) -> str:
+    """Write `text` (CSV) under `rel` (ending .csv) as CSV, GB18030 CSV, gzip or Parquet."""
+    if form == "parquet":
+        rel = rel.removesuffix(".csv") + ".parquet"
+        names = text.splitlines()[0].split(",")
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode()),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+        )
+        (landing / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, landing / rel)
+        return rel
+    if form == "csv.gz":
+        rel += ".gz"
+    _write(landing, rel, text, "gb18030" if form == "gb18030" else "utf-8")
+    return rel
+
+
+# The batch's month is taken from the path DuckDB reads: the landing file's, or for a
+# GB18030 file its transcoded copy's, which must keep it.
+@pytest.mark.parametrize("form", ["csv", "gb18030", "csv.gz", "parquet"])
+def test_timestamps_outside_the_batch_month_or_in_the_future(db, tmp_path, form):
     outside = ROW2.replace("2024-01-06 11:00:00", "2023-12-31 23:59:59")
     future = ROW1.replace("P1", "P7").replace("2024-01-05 10:00:00", "2999-01-05 10:00:00")
-    future_batch = "psn_insu/period=2999-01/admdvs=370100/b9.csv"
-    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n{outside}\n")
-    _write(tmp_path / "landing", future_batch, f"{HEADER}\n{future}\n")
+    landing = tmp_path / "landing"
+    batch = _write_as(landing, BATCH, f"{HEADER}\n{ROW1}\n{outside}\n", form)
+    future_batch = _write_as(
+        landing, "psn_insu/period=2999-01/admdvs=370100/b9.csv", f"{HEADER}\n{future}\n", form
+    )
     _ingest(db, tmp_path)
-    assert _ledger(db)[:3] == (2, 1, 1)
+    assert _ledger(db, batch)[:3] == (2, 1, 1)
     rows = db.execute(
-        "select path, reason_code, reason from ops.quarantine order by path"
+        "select path, line_no, reason_code, reason from ops.quarantine order by path"
     ).fetchall()
-    assert [(r[0], r[1]) for r in rows] == [
-        (BATCH, "outside_batch_month"),
-        (future_batch, "future_timestamp"),
+    first = 1 if form == "parquet" else 2  # a Parquet file's rows are its lines
+    assert [r[:3] for r in rows] == [
+        (batch, first + 1, "outside_batch_month"),
+        (future_batch, first, "future_timestamp"),
     ]
-    assert "2023-12-31 23:59:59" in rows[0][2] and "2024-01" in rows[0][2]
+    assert "2023-12-31 23:59:59" in rows[0][3] and "2024-01" in rows[0][3]
 
 
 @pytest.mark.parametrize("shift", [0, 1, 2, 3])

@@ -187,7 +187,7 @@ def _quote(name: str) -> str:
 def _checks(feed: Feed, present: set[str]) -> list[str]:
     """SQL expressions that yield 'code|reason' for a failed check, else null.
 
-    They run on `checked`, where `_period` is the first day of the batch's month.
+    They run on the read (`_read_group`), where `_period` is the first day of the batch's month.
     """
     checks = []
     if feed.period_field and feed.period_field in present:
@@ -211,8 +211,11 @@ def _checks(feed: Feed, present: set[str]) -> list[str]:
     for f in feed.fields:
         col = _quote(f.name) if f.name in present else "null"
         if f.required:
+            # Blank means empty or spaces only (trim's sense); trimming every value cost
+            # a sixth of the read, so only values that start with a space are trimmed.
             checks.append(
-                f"case when {col} is null or trim({col}) = '' then "
+                f"case when {col} is null or {col} = '' "
+                f"or (starts_with({col}, ' ') and trim({col}) = '') then "
                 f"'missing_required|required field {f.name} is empty' end"
             )
         if f.name not in present:
@@ -394,7 +397,9 @@ def _prepare(f: _File, scratch: Path) -> None:
         f.encoding = detect_encoding(f.path)
         f.source = f.path
         if f.encoding != "utf-8":
-            f.source = scratch / "transcoded" / (hashlib.sha1(f.rel.encode()).hexdigest() + ".csv")
+            # The name keeps the batch's month: the read takes it from the file's path.
+            name = f"{hashlib.sha1(f.rel.encode()).hexdigest()}.period={f.period[:7]}.csv"
+            f.source = scratch / "transcoded" / name
             transcode_to_utf8(f.path, f.source)
         with _open_text_bytes(f.source) as fh:
             first = fh.readline().decode("utf-8-sig").rstrip("\r\n")
@@ -407,37 +412,25 @@ def _prepare(f: _File, scratch: Path) -> None:
     f.extra = [c for c in f.header if c not in {x.name for x in feed.fields}]
 
 
-def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
-    """Define temp view `batch` over the group's files (text values, `_file`, `_line_no`),
-    read by `checked`; count each file's readable records into `batch_counts`, and put
-    their unreadable lines (wrong number of fields) into `batch_rejects`."""
-    con.execute("drop table if exists batch_rejects; drop table if exists batch_reject_scans")
+def _source(group: list[_File]) -> tuple[str, dict]:
+    """SQL reading the group's files as text, one column per header field, with `_file`
+    (and `_line_no` for Parquet, which numbers its rows), and its parameters."""
     sources = [str(f.source) for f in group]
-    file_list = ", ".join(_sql_str(p) for p in sources)  # views take no parameters
-    header = group[0].header
     if group[0].ext == "parquet":
-        con.execute(
-            "create or replace temp view batch as "
+        # An empty string is a missing value, as in CSV (where DuckDB reads "" and an
+        # empty field as null): an empty optional date was quarantined as unparsable.
+        return (
             "select filename as _file, file_row_number + 1 as _line_no, "
-            "columns(* exclude (filename, file_row_number))::varchar "
-            f"from read_parquet([{file_list}], filename = true, file_row_number = true, "
-            "hive_partitioning = false)"
+            "nullif(columns(* exclude (filename, file_row_number))::varchar, '') "
+            "from read_parquet($paths, filename = true, file_row_number = true, "
+            "hive_partitioning = false)",
+            {"paths": sources},
         )
-        con.execute(
-            "create or replace temp table batch_counts as select filename as _file, "
-            f"count(*) as n from read_parquet([{file_list}], filename = true) group by 1"
-        )
-        con.execute(
-            "create temp table batch_rejects (_file varchar, line bigint, csv_line varchar, "
-            "error_message varchar)"
-        )
-        return
     # A row with too few or too many fields must not stop the good ones: DuckDB sets it
     # aside (store_rejects) and it is quarantined with its line number. The header is
     # known, so nothing is sniffed; CRLF, a UTF-8 BOM and gzip are read as they come.
-    columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
-    con.execute(
-        "create or replace temp table batch_read as "
+    columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in group[0].header) + "}"
+    return (
         "select filename as _file, columns(* exclude filename) "
         f"from read_csv($paths, header = true, auto_detect = false, columns = {columns}, "
         "delim = ',', quote = '\"', escape = '\"', filename = true, hive_partitioning = false, "
@@ -445,6 +438,89 @@ def _read_group(con: duckdb.DuckDBPyConnection, group: list[_File]) -> None:
         "rejects_scan = 'batch_reject_scans')",
         {"paths": sources},
     )
+
+
+def _targets(feed: Feed, present: set[str], key: bytes) -> list[tuple[str, str]]:
+    """(raw column, SQL value) for every column of the feed's raw table that comes from
+    the file: typed fields from their cast, certificate numbers as their pseudonym."""
+    out = []
+    for fld in feed.fields:
+        if fld.name in feed.drop:
+            continue
+        col = _quote(fld.name) if fld.name in present else "null"
+        if fld.name in feed.pseudonymise:
+            out.append((f"{fld.name}_hmac", hmac_sql(f"nullif(trim({col}), '')", key)))
+        elif fld.name in present and _is_typed(feed, fld.name):
+            out.append((fld.name, _typed(fld.name)))
+        else:
+            out.append((fld.name, f"cast({col} as {DUCKDB_TYPES[fld.type]})"))
+    return out
+
+
+def _read_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], key: bytes):
+    """Read the group's files once into temp table `batch_read`, as the raw table will hold
+    them (typed, pseudonymised) with `_failed` ('code|reason' of the first failed check,
+    else null) and, for the rows that fail, `_record` (the fields as received, personal
+    ones masked); count each file's readable records into `batch_counts`, put its
+    unreadable lines (wrong number of fields) into `batch_rejects`, and define view `batch`
+    over `batch_read` with each record's `_line_no`.
+
+    One pass does the casting, checking and hashing while the text is in hand: a table of
+    text read back for the checks and again for the insert cost a fifth more (each value
+    cast twice, the text stored and scanned twice).
+    """
+    con.execute("drop table if exists batch_rejects; drop table if exists batch_reject_scans")
+    parquet = group[0].ext == "parquet"
+    header = group[0].header
+    present = set(header)
+    source, params = _source(group)
+    # The batch's month, for the month check, from the file's path (landing layout, kept
+    # in a transcoded copy's name): DuckDB gives a file's name once per chunk, so this
+    # costs nothing per row (a join to a table of files might not keep the read order,
+    # which the line numbers rely on).
+    period = "cast(regexp_extract(_file, '.*period=(\\d{4}-\\d{2})', 1) || '-01' as date)"
+    for f in group:  # else the month check would pass every row unseen
+        found = re.findall(r"period=(\d{4}-\d{2})", str(f.source))
+        if not found or f"{found[-1]}-01" != f.period:
+            raise RuntimeError(f"{f.source} does not name the month of batch {f.rel}")
+    typed = "".join(
+        f", try_cast({_quote(fld.name)} as {DUCKDB_TYPES[fld.type]}) as {_typed(fld.name)}"
+        for fld in feed.fields
+        if fld.name in present and _is_typed(feed, fld.name)
+    )
+    checks = _checks(feed, present)
+    failed = f"coalesce({', '.join(checks)})" if checks else "cast(null as varchar)"
+    # The quarantined record keeps every field as received, personal ones masked.
+    record = ", ".join(
+        f"{_quote(c)} := {_MASK if c in feed.personal else _quote(c)}" for c in header
+    )
+    extra = group[0].extra
+    extra_json = (
+        "to_json(struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extra) + "))"
+        if extra
+        else "cast(null as json)"
+    )
+    values = ", ".join(f"{value} as {_quote(name)}" for name, value in _targets(feed, present, key))
+    con.execute(
+        "create or replace temp table batch_read as "
+        f"select _file, {'_line_no, ' if parquet else ''}{values}, {extra_json} as _extra, "
+        "_failed, "
+        f"case when _failed is not null then to_json(struct_pack({record})) end as _record "
+        f"from (select *, {failed} as _failed "
+        f"from (select *, {period} as _period{typed} from ({source})))",
+        params,
+    )
+    if parquet:
+        con.execute(
+            "create or replace temp table batch_counts as "
+            "select _file, count(*) as n from batch_read group by 1"
+        )
+        con.execute(
+            "create temp table batch_rejects (_file varchar, line bigint, csv_line varchar, "
+            "error_message varchar)"
+        )
+        con.execute("create or replace temp view batch as select * from batch_read")
+        return
     con.execute(
         "create or replace temp table batch_rejects as "
         "select s.file_path as _file, r.line, any_value(r.csv_line) as csv_line, "
@@ -493,76 +569,33 @@ def _sql_str(value: str) -> str:
 def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], key: bytes) -> None:
     """Load a group of batches of one feed, header and format, in one transaction."""
     header = list(group[0].header)
-    present = set(header)
     extra = group[0].extra
     con.execute("begin transaction")
     try:
         _forget(con, group)
-        _read_group(con, group)
+        _read_group(con, feed, group, key)
         files = pa.table(
             {
                 "_file": [str(f.source) for f in group],
                 "_rel": [f.rel for f in group],
-                "_period": pa.array([date.fromisoformat(f.period) for f in group], pa.date32()),
             }
         )
         con.register("batch_files", files)
-        checks = _checks(feed, present)
-        failed = (  # the first failed check's 'code|reason', else null
-            f"coalesce({', '.join(checks)})" if checks else "null"
-        )
-        typed = "".join(
-            f", try_cast({_quote(fld.name)} as {DUCKDB_TYPES[fld.type]}) as {_typed(fld.name)}"
-            for fld in feed.fields
-            if fld.name in present and _is_typed(feed, fld.name)
-        )
-        # `checked` is a view: materialising every row wide a second time cost more than
-        # casting twice. The checks run once, into the narrow `failed` (the rare rows
-        # that fail, with their record for the quarantine); the insert casts again and
-        # leaves those rows out.
-        con.execute(
-            "create or replace temp view checked as "
-            "with typed as (select b.*, f._rel, f._period"
-            f"{typed} from batch b join batch_files f using (_file)) "
-            f"select *, {failed} as _failed from typed"
-        )
-        # The quarantined record keeps every field as received, personal ones masked.
-        record = ", ".join(
-            f"{_quote(c)} := {_MASK if c in feed.personal else _quote(c)}" for c in header
-        )
+        # The rows that failed a check are few: kept apart with their line numbers.
         con.execute(
             "create or replace temp table failed as "
-            "select _file, _rel, _line_no, _failed, "
-            f"to_json(struct_pack({record})) as record from checked where _failed is not null"
+            "select _file, _line_no, _failed, _record from batch where _failed is not null"
         )
-        targets, values = [], []
-        for fld in feed.fields:
-            if fld.name in feed.drop:
-                continue
-            col = _quote(fld.name) if fld.name in present else "null"
-            if fld.name in feed.pseudonymise:
-                targets.append(f"{fld.name}_hmac")
-                values.append(hmac_sql(f"nullif(trim({col}), '')", key))
-            else:
-                targets.append(fld.name)
-                typed_col = fld.name in present and _is_typed(feed, fld.name)
-                values.append(
-                    _typed(fld.name) if typed_col else f"cast({col} as {DUCKDB_TYPES[fld.type]})"
-                )
-        extra_json = (
-            "to_json(struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extra) + "))"
-            if extra
-            else "null"
-        )
+        targets = [name for name, _ in _targets(feed, set(header), key)]
         con.execute(
             f"insert into raw.{feed.name} ({', '.join(targets)}, _extra, _batch_path, _line_no) "
-            f"select {', '.join(values)}, {extra_json}, _rel, _line_no "
-            "from checked anti join failed using (_file, _line_no)"
+            f"select {', '.join(_quote(t) for t in targets)}, _extra, f._rel, _line_no "
+            "from batch join batch_files f using (_file) where _failed is null"
         )
         con.execute(
             "insert into ops.quarantine "
-            "select _rel, _line_no, split_part(_failed, '|', 1), split_part(_failed, '|', 2), "
-            "record from failed order by _rel, _line_no"
+            "select f._rel, _line_no, split_part(_failed, '|', 1), split_part(_failed, '|', 2), "
+            "_record from failed join batch_files f using (_file) order by f._rel, _line_no"
         )
         # Lines with the wrong number of fields: kept as text, personal fields masked by
         # their position in the header, and anything shaped like an ID number masked too.
@@ -626,8 +659,7 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         con.unregister("batch_files")
         con.execute(
             "drop view if exists batch; drop table if exists batch_read; "
-            "drop table if exists batch_counts; "
-            "drop view if exists checked; drop table if exists failed"
+            "drop table if exists batch_counts; drop table if exists failed"
         )
         con.execute("commit")
     except Exception:
