@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from yibao.ingest import loader
 from yibao.ingest.loader import ingest
 
 KEY = b"test-key"
@@ -123,7 +124,12 @@ def test_missing_required_column_rejects_the_batch(db, tmp_path):
     assert db.execute("select count(*) from raw.psn_insu").fetchone() == (0,)
 
 
-def test_gb18030_gzip_crlf_bom_and_parquet_are_read(db, tmp_path):
+# A small file is hashed, checked and its header taken from bytes read once; a larger
+# one (here: every file) is read in chunks, each step on its own.
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_gb18030_gzip_crlf_bom_and_parquet_are_read(db, tmp_path, monkeypatch, in_memory):
+    if not in_memory:
+        monkeypatch.setattr(loader, "_IN_MEMORY", -1)
     landing = tmp_path / "landing"
     _write(
         landing,
@@ -258,12 +264,20 @@ def test_timestamps_outside_the_batch_month_or_in_the_future(db, tmp_path, form)
 
 
 @pytest.mark.parametrize("shift", [0, 1, 2, 3])
-def test_encoding_read_in_chunks_sees_characters_split_across_them(tmp_path, monkeypatch, shift):
+@pytest.mark.parametrize("kept", [False, True])
+def test_encoding_read_in_chunks_sees_characters_split_across_them(
+    tmp_path, monkeypatch, shift, kept
+):
     """A character cut by a chunk boundary is valid UTF-8; an invalid byte late in a
-    file (past the first chunk) still makes it GB18030."""
-    from yibao.ingest import loader
+    file (past the first chunk) still makes it GB18030. Whether the chunks are read
+    for the check or were kept from hashing the file."""
 
     monkeypatch.setattr(loader, "_CHUNK", 16)
+    if kept:
+        detect = loader.detect_encoding
+        monkeypatch.setattr(
+            loader, "detect_encoding", lambda p: detect(p, loader.file_checksum(p, True)[1])
+        )
     text = "x" * shift + "张三李四王五赵六," * 7 + "\n"
     utf8 = tmp_path / "utf8.csv"
     utf8.write_bytes(text.encode("utf-8"))

@@ -16,8 +16,9 @@ import csv
 import gzip
 import hashlib
 import re
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -37,6 +38,7 @@ _LAYOUT = re.compile(
 )
 _CHUNK = 1 << 20  # bytes per read when hashing and sniffing encodings
 _SCAN_THREADS = 2  # files hashed and checked for their encoding at once
+_IN_MEMORY = 8 << 20  # a file up to this size is read once: its chunks kept from the hash
 _GROUP_BYTES = 512 << 20  # landed bytes read by one statement at most
 _MASK = "'***'"  # what personal fields look like in the quarantine
 PROBLEMS_PER_BATCH = 5  # quarantined records named in the run's log; all are in ops.quarantine
@@ -125,19 +127,25 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_table_ddl(feed))
 
 
-def file_checksum(path: Path) -> str:
+def file_checksum(path: Path, keep: bool = False) -> tuple[str, list[bytes] | None]:
+    """The file's SHA-256 and, if `keep`, the chunks it was read in (for the encoding
+    check and the header, should the file be new: a second read cost a fifth of the
+    files' time at `medium`; checking every file while hashing would cost re-runs)."""
     digest = hashlib.sha256()
+    chunks: list[bytes] | None = [] if keep else None
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+            if chunks is not None:
+                chunks.append(chunk)
+    return digest.hexdigest(), chunks
 
 
 def _open_text_bytes(path: Path):
     return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
-def _is_utf8(data: bytes) -> bool:
+def _is_utf8(data: bytes | memoryview) -> bool:
     """Arrow's UTF-8 validation: three times Python's decoder, and it releases the GIL."""
     offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
@@ -158,16 +166,24 @@ def _incomplete_tail(chunk: bytes) -> int:
     return i if i >= 0 and chunk[i] >= 0xC0 else end
 
 
-def detect_encoding(path: Path) -> str:
-    """'utf-8' if the whole file is valid UTF-8, else 'gb18030' (the file does not say)."""
-    carry = b""
+def _chunks(path: Path) -> Iterator[bytes]:
     with _open_text_bytes(path) as fh:
         while chunk := fh.read(_CHUNK):
-            chunk = carry + chunk
-            cut = _incomplete_tail(chunk)
-            if not _is_utf8(chunk[:cut]):
-                return "gb18030"
-            carry = chunk[cut:]
+            yield chunk
+
+
+def detect_encoding(path: Path, chunks: list[bytes] | None = None) -> str:
+    """'utf-8' if the whole file (in hand as `chunks`, or read from `path`) is valid
+    UTF-8, else 'gb18030' (the file does not say)."""
+    if chunks is not None:  # at most _IN_MEMORY bytes: one copy, one check
+        return "utf-8" if _is_utf8(b"".join(chunks)) else "gb18030"
+    carry = b""
+    for part in _chunks(path):
+        chunk = carry + part if carry else part
+        cut = _incomplete_tail(chunk)
+        if not _is_utf8(memoryview(chunk)[:cut]):  # a view: slicing bytes copies them
+            return "gb18030"
+        carry = chunk[cut:]
     return "utf-8" if _is_utf8(carry) else "gb18030"
 
 
@@ -287,15 +303,16 @@ def ingest(
     files = sorted(p for p in landing.rglob("*") if p.is_file() and not p.name.endswith(".part"))
     if only is not None:
         files = [p for p in files if only(p.relative_to(landing).as_posix())]
+
     # Hashing and reading release the GIL: two threads read two files at once (at `medium`
-    # the landing is 6 GB, hashed and validated before DuckDB reads a byte of it).
-    pool = ThreadPoolExecutor(max_workers=_SCAN_THREADS, thread_name_prefix="yibao-scan")
-    todo: list[_File] = []
-    for path, checksum in zip(files, pool.map(file_checksum, files), strict=True):
+    # the landing is 6 GB, hashed and validated before DuckDB reads a byte of it). A file
+    # is looked at by one task from its hash to its header, so a small one is read once.
+    def look(path: Path) -> _File | None:
         rel = path.relative_to(landing).as_posix()
+        stat = path.stat()
+        checksum, chunks = file_checksum(path, keep=stat.st_size <= _IN_MEMORY)
         if known.get(rel) == checksum and not force:
-            report.skipped += 1
-            continue
+            return None
         match = _LAYOUT.match(rel)
         f = _File(
             path=path,
@@ -305,11 +322,10 @@ def ingest(
             feed=match["feed"] if match else rel.split("/")[0],
             period=f"{match['period']}-01" if match else None,
             admdvs=match["admdvs"] if match else None,
-            received=datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None),
+            received=datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None),
             ext=match["ext"] if match else "",
         )
         f.result.path = rel
-        todo.append(f)
         if not match:
             _reject(
                 f,
@@ -318,15 +334,23 @@ def ingest(
             )
         elif f.feed not in FEEDS:
             _reject(f, f"unknown feed {f.feed!r}")
+        else:
+            try:
+                _prepare(f, scratch, chunks)
+            except BatchRejected as exc:
+                _reject(f, str(exc))
+        return f
 
-    def prepare(f: _File) -> None:
-        try:
-            _prepare(f, scratch)
-        except BatchRejected as exc:
-            _reject(f, str(exc))
-
-    with pool:
-        list(pool.map(prepare, [f for f in todo if f.result.outcome != "rejected"]))
+    try:
+        with ThreadPoolExecutor(_SCAN_THREADS, thread_name_prefix="yibao-scan") as pool:
+            looked = list(pool.map(look, files))
+    except BaseException:
+        # A file that could not be read at all: the other tasks' UTF-8 copies hold
+        # personal data and nobody will read them (runs hold the home's lock).
+        shutil.rmtree(scratch / "transcoded", ignore_errors=True)
+        raise
+    todo: list[_File] = [f for f in looked if f is not None]
+    report.skipped = len(looked) - len(todo)
     report.seconds["files (hash, encoding)"] = time.perf_counter() - started
     try:
         groups: dict[tuple, list[_File]] = {}
@@ -383,9 +407,10 @@ def _reject(f: _File, reason: str) -> None:
     f.result = BatchResult(f.rel, "rejected", reason=reason)
 
 
-def _prepare(f: _File, scratch: Path) -> None:
+def _prepare(f: _File, scratch: Path, chunks: list[bytes] | None = None) -> None:
     """Encoding, the UTF-8 source DuckDB will read, and the header; a batch missing a
-    required column is rejected here, before any read."""
+    required column is rejected here, before any read. `chunks`: the file's bytes, when
+    they are in hand."""
     feed = FEEDS[f.feed]
     if f.ext == "parquet":
         f.encoding, f.source = "parquet", f.path
@@ -394,15 +419,19 @@ def _prepare(f: _File, scratch: Path) -> None:
         except (pa.ArrowException, OSError) as exc:
             raise BatchRejected(f"unreadable file: {str(exc).splitlines()[0]}") from exc
     else:
-        f.encoding = detect_encoding(f.path)
+        plain = chunks is not None and f.ext == "csv"  # gzip is read from the file
+        f.encoding = detect_encoding(f.path, chunks if plain else None)
         f.source = f.path
         if f.encoding != "utf-8":
             # The name keeps the batch's month: the read takes it from the file's path.
             name = f"{hashlib.sha1(f.rel.encode()).hexdigest()}.period={f.period[:7]}.csv"
             f.source = scratch / "transcoded" / name
             transcode_to_utf8(f.path, f.source)
-        with _open_text_bytes(f.source) as fh:
-            first = fh.readline().decode("utf-8-sig").rstrip("\r\n")
+        if plain and f.source == f.path and chunks and b"\n" in chunks[0]:
+            first = chunks[0].split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r\n")
+        else:
+            with _open_text_bytes(f.source) as fh:
+                first = fh.readline().decode("utf-8-sig").rstrip("\r\n")
         f.header = tuple(next(csv.reader([first]), []))
         if not f.header:
             raise BatchRejected("empty file: no header line")
