@@ -65,6 +65,25 @@ def test_good_batch_is_loaded_and_pseudonymised(db, tmp_path):
     assert "370102199001011234" not in dump and "张三" not in dump
 
 
+def test_the_load_s_temporary_table_holds_no_personal_data(db, tmp_path, monkeypatch):
+    """DuckDB may spill the table a group is read into to disk: it holds the pseudonym
+    and masked records only, for good rows and quarantined ones alike."""
+    seen = []
+    read_group = loader._read_group
+
+    def spy(con, *args):
+        read_group(con, *args)
+        seen.append(str(con.execute("select * from batch_read").fetchall()))
+
+    monkeypatch.setattr(loader, "_read_group", spy)
+    bad = ROW2.replace("1992-02-02", "1992-13-45")  # quarantined: its record is kept
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n{bad}\n")
+    _ingest(db, tmp_path)
+    assert len(seen) == 1 and "1992-13-45" in seen[0]
+    for personal in ("370102199001011234", "370102199202021234", "张三", "李四"):
+        assert personal not in seen[0]
+
+
 def test_resent_unchanged_changes_nothing(db, tmp_path):
     _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
     _ingest(db, tmp_path)
