@@ -72,8 +72,9 @@ def test_the_load_s_temporary_table_holds_no_personal_data(db, tmp_path, monkeyp
     read_group = loader._read_group
 
     def spy(con, *args):
-        read_group(con, *args)
+        targets = read_group(con, *args)
         seen.append(str(con.execute("select * from batch_read").fetchall()))
+        return targets
 
     monkeypatch.setattr(loader, "_read_group", spy)
     bad = ROW2.replace("1992-02-02", "1992-13-45")  # quarantined: its record is kept

@@ -486,13 +486,15 @@ def _targets(feed: Feed, present: set[str], key: bytes) -> list[tuple[str, str]]
     return out
 
 
-def _read_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], key: bytes):
+def _read_group(
+    con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], key: bytes
+) -> list[str]:
     """Read the group's files once into temp table `batch_read`, as the raw table will hold
     them (typed, pseudonymised) with `_failed` ('code|reason' of the first failed check,
     else null) and, for the rows that fail, `_record` (the fields as received, personal
     ones masked); count each file's readable records into `batch_counts`, put its
     unreadable lines (wrong number of fields) into `batch_rejects`, and define view `batch`
-    over `batch_read` with each record's `_line_no`.
+    over `batch_read` with each record's `_line_no`. Returns the raw columns it filled.
 
     One pass does the casting, checking and hashing while the text is in hand: a table of
     text read back for the checks and again for the insert cost a fifth more (each value
@@ -529,7 +531,8 @@ def _read_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         if extra
         else "cast(null as json)"
     )
-    values = ", ".join(f"{value} as {_quote(name)}" for name, value in _targets(feed, present, key))
+    targets = _targets(feed, present, key)
+    values = ", ".join(f"{value} as {_quote(name)}" for name, value in targets)
     con.execute(
         "create or replace temp table batch_read as "
         f"select _file, {'_line_no, ' if parquet else ''}{values}, {extra_json} as _extra, "
@@ -549,7 +552,7 @@ def _read_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
             "error_message varchar)"
         )
         con.execute("create or replace temp view batch as select * from batch_read")
-        return
+        return [name for name, _ in targets]
     con.execute(
         "create or replace temp table batch_rejects as "
         "select s.file_path as _file, r.line, any_value(r.csv_line) as csv_line, "
@@ -589,6 +592,7 @@ def _read_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         from numbered left join free using (_file, _k)
         """
     )
+    return [name for name, _ in targets]
 
 
 def _sql_str(value: str) -> str:
@@ -602,7 +606,7 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
     con.execute("begin transaction")
     try:
         _forget(con, group)
-        _read_group(con, feed, group, key)
+        targets = _read_group(con, feed, group, key)
         files = pa.table(
             {
                 "_file": [str(f.source) for f in group],
@@ -615,7 +619,6 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
             "create or replace temp table failed as "
             "select _file, _line_no, _failed, _record from batch where _failed is not null"
         )
-        targets = [name for name, _ in _targets(feed, set(header), key)]
         con.execute(
             f"insert into raw.{feed.name} ({', '.join(targets)}, _extra, _batch_path, _line_no) "
             f"select {', '.join(_quote(t) for t in targets)}, _extra, f._rel, _line_no "
