@@ -124,6 +124,15 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     enrollments = sorted((stepwise / "landing" / "psn_insu" / "period=2024-02").glob("*/*.csv"))
     header, _dropped_change, *rest = enrollments[0].read_bytes().split(b"\n")
     enrollments[0].write_bytes(b"\n".join([header, *rest]))
+    # And a January enrollment batch sent again with every record removed, the only
+    # January enrollment batch that changes: the month ends from January on must drop
+    # its persons (they no longer have any change to be found from).
+    january_dir = stepwise / "landing" / "psn_insu" / "period=2024-01"
+    january_batches = [
+        p for p in sorted(january_dir.glob("*/*.csv")) if p.read_bytes().count(b"\n") > 1
+    ]
+    emptied_enrollments = min(january_batches, key=lambda p: p.stat().st_size)
+    emptied_enrollments.write_bytes(emptied_enrollments.read_bytes().split(b"\n")[0] + b"\n")
     # And February's register snapshot of Shenzhen sent again corrected: pharmacy 5's
     # agreement ended in January, in that snapshot only. The rule base must judge its
     # February settlements again (R022 fires), not its January ones (same version).
@@ -171,6 +180,13 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     [(hits_before,)] = _query(stepwise, hits_built)
     run_yibao(stepwise, "run")
     second = _built(stepwise)
+    # The month ends took in every enrollment batch of the ledger, the emptied one too
+    # (it left no row in the history): the next build finds none to redo months from.
+    assert _query(
+        stepwise,
+        "select count(*) from ops.batches where feed = 'psn_insu' and processed_at > "
+        "(select max(_source_loaded_at) from intermediate.int_enrollments_at_month_end)",
+    ) == [(0,)]
     # Rule hits by scope: those of the new and changed settlements and their persons
     # were redone, hits of settlements and persons nothing touched were kept.
     [(hits_rebuilt, hits_rows)] = _query(

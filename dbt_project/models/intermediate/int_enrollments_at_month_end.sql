@@ -4,8 +4,11 @@
 
     Incremental by month: a change valid from month M can only alter month ends from M
     on (it closes the version before it at M), so a build redoes the months from the
-    earliest change among batches loaded since the last build; none when nothing new.
-    A table built before has_alternatives was carried is built again in full once. -#}
+    earliest change among batches loaded since the last build, and from the month of
+    any enrollment batch loaded since (read from the ledger: a batch sent again with
+    records removed, or with none left, takes changes away and leaves none to be found
+    from); none when nothing new. A table built before has_alternatives was carried is
+    built again in full once. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -14,8 +17,15 @@
 ) }}
 {%- set first_month -%}
     {%- if is_incremental_with(['has_alternatives']) -%}
-    (select {{ dbt.date_trunc('month', 'min(valid_from)') }} from {{ ref('int_enrollment_history') }}
-     where batch_processed_at > {{ incremental_watermark('_source_loaded_at') }})
+    {%- set loaded_since = incremental_watermark('_source_loaded_at') -%}
+    (select min(first_month) from (
+        select {{ dbt.date_trunc('month', 'min(valid_from)') }} as first_month
+        from {{ ref('int_enrollment_history') }}
+        where batch_processed_at > {{ loaded_since }}
+        union all
+        select cast(min(period) as timestamp) from {{ source('ops', 'batches') }}
+        where feed = 'psn_insu' and processed_at > {{ loaded_since }}
+     ) as changed)
     {%- else -%}
     (select {{ dbt.date_trunc('month', 'min(valid_from)') }} from {{ ref('int_enrollment_history') }})
     {%- endif -%}
@@ -39,7 +49,13 @@
         -- duplicate-enrollment rule reads them alone, a filter that skips the other
         -- 97% of rows without reading their pseudonyms.
         history.has_alternatives,
-        (select max(batch_processed_at) from {{ ref('int_enrollment_history') }}) as _source_loaded_at
+        -- What this build took in: the latest enrollment batch, in the history or only in
+        -- the ledger (an emptied batch leaves no row), so it is not taken in twice.
+        (select max(loaded_at) from (
+            select max(batch_processed_at) as loaded_at from {{ ref('int_enrollment_history') }}
+            union all
+            select max(processed_at) from {{ source('ops', 'batches') }} where feed = 'psn_insu'
+         ) as loaded) as _source_loaded_at
     from ({{ month_spine(
         first_month,
         "(select " ~ dbt.date_trunc('month', 'max(valid_from)') ~ " from " ~ ref('int_enrollment_history') ~ ")"
