@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -188,6 +189,30 @@ def test_extra_columns_are_kept_and_reported(db, tmp_path):
     _ingest(db, tmp_path)
     assert "memo" in _ledger(db)[4]
     assert db.execute("select _extra->>'memo' from raw.psn_insu").fetchone() == ("hello",)
+
+
+# Names the loader (and DuckDB's file options) use for their own columns: an extra
+# column may bear any of them and is still only an extra column.
+OWN_NAMES = ["_file", "_line_no", "_period", "_failed", "_record", "_extra", "filename",
+             "__typed_brdy"]  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["csv", "parquet"])
+def test_extra_columns_named_like_the_loaders_own_are_kept(db, tmp_path, form):
+    values = ",".join(f"v{i}" for i in range(len(OWN_NAMES)))
+    unparsable = ROW2.replace("1992-02-02", "1992-02-30")
+    text = f"{HEADER},{','.join(OWN_NAMES)}\n{ROW1},{values}\n{unparsable},{values}\n"
+    batch = _write_as(tmp_path / "landing", BATCH, text, form)
+    _ingest(db, tmp_path)
+    read, loaded, quarantined, outcome, reason, _ = _ledger(db, batch)
+    assert (read, loaded, quarantined, outcome) == (2, 1, 1, "loaded_with_quarantine"), reason
+    assert all(name in reason for name in OWN_NAMES)
+    [(extra,)] = db.execute("select _extra from raw.psn_insu").fetchall()
+    assert json.loads(extra) == {name: f"v{i}" for i, name in enumerate(OWN_NAMES)}
+    [(code, record)] = db.execute("select reason_code, record from ops.quarantine").fetchall()
+    record = json.loads(record)
+    assert code == "unparsable_date" and record["brdy"] == "1992-02-30"
+    assert record["_failed"] == "v3" and record["certno"] != "370102199202021234"
 
 
 def test_every_feed_of_the_contract_has_a_raw_table(db, tmp_path):

@@ -441,30 +441,42 @@ def _prepare(f: _File, scratch: Path, chunks: list[bytes] | None = None) -> None
     f.extra = [c for c in f.header if c not in {x.name for x in feed.fields}]
 
 
+def _read_names(f: _File) -> list[str]:
+    """The names a file's columns are read under, in header order: a contract field's own,
+    `__extra_<i>` for an extra column, whatever its name (it may be one the loader or
+    DuckDB uses for a column of its own, `_file`, `_failed` or `filename`)."""
+    return [f"__extra_{f.extra.index(c)}" if c in f.extra else c for c in f.header]
+
+
 def _source(group: list[_File]) -> tuple[str, dict]:
-    """SQL reading the group's files as text, one column per header field, with `_file`
-    (and `_line_no` for Parquet, which numbers its rows), and its parameters."""
+    """SQL reading the group's files as text, one column per header field (named by
+    `_read_names`), with `_file` (and `_line_no` for Parquet, which numbers its rows),
+    and its parameters."""
     sources = [str(f.source) for f in group]
+    names = _read_names(group[0])
     if group[0].ext == "parquet":
         # An empty string is a missing value, as in CSV (where DuckDB reads "" and an
         # empty field as null): an empty optional date was quarantined as unparsable.
+        values = ", ".join(
+            f"nullif({_quote(c)}::varchar, '') as {_quote(n)}"
+            for c, n in zip(group[0].header, names, strict=True)
+        )
         return (
-            "select filename as _file, file_row_number + 1 as _line_no, "
-            "nullif(columns(* exclude (filename, file_row_number))::varchar, '') "
-            "from read_parquet($paths, filename = true, file_row_number = true, "
+            f"select __yibao_file as _file, file_row_number + 1 as _line_no, {values} "
+            "from read_parquet($paths, filename = '__yibao_file', file_row_number = true, "
             "hive_partitioning = false)",
             {"paths": sources},
         )
     # A row with too few or too many fields must not stop the good ones: DuckDB sets it
     # aside (store_rejects) and it is quarantined with its line number. The header is
     # known, so nothing is sniffed; CRLF, a UTF-8 BOM and gzip are read as they come.
-    columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in group[0].header) + "}"
+    columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
     return (
-        "select filename as _file, columns(* exclude filename) "
+        "select __yibao_file as _file, columns(* exclude __yibao_file) "
         f"from read_csv($paths, header = true, auto_detect = false, columns = {columns}, "
-        "delim = ',', quote = '\"', escape = '\"', filename = true, hive_partitioning = false, "
-        "ignore_errors = true, store_rejects = true, rejects_table = 'batch_rejects_raw', "
-        "rejects_scan = 'batch_reject_scans')",
+        "delim = ',', quote = '\"', escape = '\"', filename = '__yibao_file', "
+        "hive_partitioning = false, ignore_errors = true, store_rejects = true, "
+        "rejects_table = 'batch_rejects_raw', rejects_scan = 'batch_reject_scans')",
         {"paths": sources},
     )
 
@@ -522,12 +534,15 @@ def _read_group(
     checks = _checks(feed, present)
     failed = f"coalesce({', '.join(checks)})" if checks else "cast(null as varchar)"
     # The quarantined record keeps every field as received, personal ones masked.
+    names = dict(zip(header, _read_names(group[0]), strict=True))
     record = ", ".join(
-        f"{_quote(c)} := {_MASK if c in feed.personal else _quote(c)}" for c in header
+        f"{_quote(c)} := {_MASK if c in feed.personal else _quote(names[c])}" for c in header
     )
     extra = group[0].extra
     extra_json = (
-        "to_json(struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in extra) + "))"
+        "to_json(struct_pack("
+        + ", ".join(f"{_quote(c)} := {_quote(names[c])}" for c in extra)
+        + "))"
         if extra
         else "cast(null as json)"
     )
