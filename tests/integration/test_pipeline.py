@@ -351,3 +351,49 @@ def test_scoped_data_tests_check_new_rows_until_a_build_passes(published, tmp_pa
         after = con.execute("select count(*) from audit.checked_builds").fetchone()[0]
         con.close()
         assert after == marks[0], "a failed build moved the checked-build mark"
+
+
+def test_a_changed_seed_rebuilds_every_rule_hit(published, tmp_path):
+    """A seed the rules read changed between two builds (the length-of-stay limits, as
+    an edited los_limits.csv loaded by `dbt seed` would be): the incremental build redoes
+    every hit, and gives what a full refresh of the same inputs gives."""
+    from yibao.dbt import DBT_PROJECT
+
+    project = str(DBT_PROJECT.project_dir)
+    hits = (
+        "select * exclude (_built_at) from intermediate.int_rule_hits where not _is_tombstone "
+        "order by all"
+    )
+    built, over_limit = {}, {}
+    for mode in ("incremental", "full"):
+        db = tmp_path / f"{mode}.duckdb"
+        shutil.copyfile(published / "build" / "warehouse.duckdb", db)
+        con = duckdb.connect(str(db))
+        [(schema,)] = con.execute(
+            "select schema_name from duckdb_tables() where table_name = 'los_limits'"
+        ).fetchall()
+        [(before, r012_before)] = con.execute(
+            "select max(_built_at), count(*) filter (where rule_id = 'R012') "
+            "from intermediate.int_rule_hits"
+        ).fetchall()
+        con.execute(f"update {schema}.los_limits set max_los_days = least(max_los_days, 3)")
+        con.close()
+        env = {**os.environ, "YIBAO_BUILD_DB": str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        proc = subprocess.run(
+            [str(VENV_BIN / "dbt"), "run", "--select", "los_limits+",
+             *(["--full-refresh"] if mode == "full" else []),
+             "--project-dir", project, "--profiles-dir", project,
+             "--target-path", str(tmp_path / mode), "--log-path", str(tmp_path / mode)],
+            capture_output=True, text=True, env=env, timeout=900,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        con = duckdb.connect(str(db), read_only=True)
+        built[mode] = con.execute(hits).fetchall()
+        [(oldest, over_limit[mode])] = con.execute(
+            "select min(_built_at), count(*) filter (where rule_id = 'R012') "
+            "from intermediate.int_rule_hits"
+        ).fetchall()
+        con.close()
+        assert oldest > before, f"{mode}: hits built before the seed changed were kept"
+    assert over_limit["incremental"] > r012_before, "the lower limits must flag more stays"
+    assert built["incremental"] == built["full"]
