@@ -120,6 +120,12 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     }
     assert emptied_ids
     emptied.write_bytes(emptied_header + b"\n")
+    # And a February fee-line batch of another region sent again with every line removed:
+    # its settlements stay, their lines go (the rule base must not judge them any more).
+    lines_dir = stepwise / "landing" / "fee_list" / "period=2024-02"
+    emptied_lines = sorted(lines_dir.glob("*/*.csv"))[-1]
+    assert emptied_lines.parent.name not in {corrected.parent.name, emptied.parent.name}
+    emptied_lines.write_bytes(emptied_lines.read_bytes().split(b"\n")[0] + b"\n")
     # And a February enrollment batch sent again corrected: one change record dropped.
     enrollments = sorted((stepwise / "landing" / "psn_insu" / "period=2024-02").glob("*/*.csv"))
     header, _dropped_change, *rest = enrollments[0].read_bytes().split(b"\n")

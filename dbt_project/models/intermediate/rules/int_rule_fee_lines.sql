@@ -2,10 +2,13 @@
     (null when the code is unknown) and the share the fund bore.
 
     Incremental by settlement: the lines of the settlements int_settlements_netted
-    rebuilt since this model last ran, and of the settlements whose lines came in
-    batches loaded since. Each such settlement also yields one tombstone, so that the
-    strategy (tombstone_delete_insert) drops the lines held for it even when it has none
-    left (reversed in full, withdrawn); tombstones are never written.
+    rebuilt since this model last ran, of the settlements whose lines came in batches
+    loaded since, and of the settlements held with lines from a batch loaded again
+    (found from the ledger and each line's batch: a corrected batch may have dropped
+    lines, an emptied one has none left). Each such settlement also yields one
+    tombstone, so that the strategy (tombstone_delete_insert) drops the lines held for
+    it even when it has none left (reversed in full, withdrawn, its lines' batch
+    emptied); tombstones are never written.
 
     The person is not carried (the one rule needing it joins the settlement): writing
     22 million copies of a 64-character pseudonym took a full build at `medium` from
@@ -17,7 +20,7 @@
     unique_key='setl_id',
     on_schema_change='sync_all_columns'
 ) }}
-{%- set incremental = is_incremental_with(['_is_tombstone', '_lines_loaded_at']) %}
+{%- set incremental = is_incremental_with(['_is_tombstone', '_lines_loaded_at', '_batch_path']) %}
 -- Every CTE reading the fee-line deliveries reads the view itself: DuckDB materialises
 -- a CTE referenced more than once, and an incremental build read all 22 million wide
 -- lines at `medium` (6 s) before keeping the third it rebuilds.
@@ -36,6 +39,13 @@ changed as (
     union
     select setl_id from {{ ref('stg_platform__fee_list_deliveries') }}
     where batch_processed_at > {{ incremental_watermark('_lines_loaded_at') }}
+    union
+    select setl_id from {{ this }}
+    where _batch_path in (
+        select path from {{ source('ops', 'batches') }}
+        where feed = 'fee_list'
+            and processed_at > {{ incremental_watermark('_lines_loaded_at') }}
+    )
 ),
 {% endif %}
 
@@ -118,6 +128,8 @@ built as (
         lines.det_item_fee_sumamt * (1 - coalesce(lines.selfpay_prop, 0)) as fund_share_amt,
         false as _is_tombstone,
         lines.batch_processed_at as _lines_loaded_at,
+        -- The line's batch: when it is loaded again, its settlements are redone.
+        lines.batch_path as _batch_path,
         settlements._source_built_at,
         {{ run_timestamp() }} as _built_at
     from lines
@@ -137,7 +149,7 @@ final as (
         {#- the remaining columns of `built`, empty -#}
         null, null, null, null, null, null, null, null, null, null, null, null,
         true as _is_tombstone,
-        null, null, null
+        null, null, null, null
     from changed
     {% endif %}
 )
