@@ -259,10 +259,22 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     assert _built(stepwise) == second
     assert _query(stepwise, history_built) == history_before
     assert _query(stepwise, hits_built) == hits_before
+
+    # A January settlement batch sent again with every record removed, January's only
+    # new delivery: the months its settlements were paid in (the fund's cash view) and
+    # settled in must lose them, as a full refresh of the same files gives.
+    setl_january = sorted((stepwise / "landing" / "setl" / "period=2024-01").glob("*/*.csv"))
+    emptied_january = next(p for p in setl_january if p.read_bytes().count(b"\n") > 1)
+    emptied_january.write_bytes(emptied_january.read_bytes().split(b"\n")[0] + b"\n")
+    run_yibao(stepwise, "run")
+    third = _built(stepwise)
+    incremental_marts = _marts(stepwise)
+    assert incremental_marts != _marts(full), "the emptied batch must change the marts"
+
     run_yibao(stepwise, "run", "--full-refresh")
     refreshed = _built(stepwise)
     assert set(refreshed) == set(second) and len(set(refreshed.values())) == 1
-    assert min(refreshed.values()) > max(second.values())
-    assert _marts(stepwise) == _marts(full)
+    assert min(refreshed.values()) > max(third.values())
+    assert _marts(stepwise) == incremental_marts
     assert not _query(stepwise, "select 1 from intermediate.int_settlements_netted "
                       "where is_withdrawn")  # fmt: skip

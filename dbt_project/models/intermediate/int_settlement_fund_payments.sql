@@ -14,10 +14,15 @@
 with settlements as (
     select * from {{ ref('stg_platform__setl') }}
     {% if is_incremental() %}
-    -- Cash months: only those that batches loaded since the last build fall in.
+    -- Cash months: only those that batches loaded since the last build fall in, and
+    -- the months of settlement batches loaded again (from the ledger: a corrected batch
+    -- may have dropped settlements, an emptied one leaves no row to find its month by).
     where period in (
         select period from {{ ref('stg_platform__setl') }}
         where batch_processed_at > {{ incremental_watermark('_loaded_at') }}
+        union
+        select period from {{ source('ops', 'batches') }}
+        where feed = 'setl' and processed_at > {{ incremental_watermark('_loaded_at') }}
     )
     {% endif %}
 ),
@@ -45,7 +50,11 @@ final as (
         fund_type,
         count(*) as settlements,
         sum(paid) as fund_paid,
-        max(batch_processed_at) as _loaded_at
+        -- The latest settlement batch this build took in, from the ledger (an emptied
+        -- batch leaves no row), so that the next build does not take it in again.
+        greatest(max(batch_processed_at), (
+            select max(processed_at) from {{ source('ops', 'batches') }} where feed = 'setl'
+        )) as _loaded_at
     from payments
     group by period, admdvs, fund_type
 )

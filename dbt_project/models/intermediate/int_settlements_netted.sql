@@ -231,7 +231,10 @@ orphans as (
         on all_originals.setl_id = reversals.init_setl_id
     where all_originals.setl_id is null
     {% if incremental %}
-        and reversals.setl_id in (select setl_id from changed)
+        -- A changed reversal, or one whose original changed: a corrected batch that
+        -- dropped the original leaves its reversal on its own again.
+        and (reversals.setl_id in (select setl_id from changed)
+            or reversals.init_setl_id in (select setl_id from changed))
     {% endif %}
 ),
 
