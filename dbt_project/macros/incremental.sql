@@ -78,3 +78,19 @@
     from {{ source }}
     where not _is_tombstone
 {%- endmacro %}
+
+{#- The batches of `feed` the ledger (ops.batches) records as loaded after `since` (a SQL
+    timestamp), as a subquery of `column` (their path or their period). Models find
+    there what a batch sent again took away: a removed record leaves no row to be
+    found by, and an emptied batch none at all. -#}
+{% macro ledger_batches_since(feed, since, column='path') -%}
+    (select {{ column }} from {{ source('ops', 'batches') }}
+     where feed = '{{ feed }}' and processed_at > {{ since }})
+{%- endmacro %}
+
+{#- When the ledger's latest batch of `feed` was loaded, as a scalar subquery: the mark
+    of a model that takes batches in from the ledger (the rows it reads carry their
+    batch's time from there too, so none is later). -#}
+{% macro ledger_latest_batch(feed) -%}
+    (select max(processed_at) from {{ source('ops', 'batches') }} where feed = '{{ feed }}')
+{%- endmacro %}

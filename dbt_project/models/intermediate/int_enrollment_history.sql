@@ -37,10 +37,7 @@ persons as (
     -- Held from a batch loaded again: read from the ledger, so that a batch sent again
     -- with no rows left still takes its persons' versions away.
     select person_key from {{ this }}
-    where _batch_path in (
-        select path from {{ source('ops', 'batches') }}
-        where processed_at > {{ loaded_since }}
-    )
+    where _batch_path in {{ ledger_batches_since('psn_insu', loaded_since) }}
 ),
 {% endif %}
 

@@ -23,8 +23,8 @@
         from {{ ref('int_enrollment_history') }}
         where batch_processed_at > {{ loaded_since }}
         union all
-        select cast(min(period) as timestamp) from {{ source('ops', 'batches') }}
-        where feed = 'psn_insu' and processed_at > {{ loaded_since }}
+        select cast(min(period) as timestamp)
+        from {{ ledger_batches_since('psn_insu', loaded_since, 'period') }} as reloaded
      ) as changed)
     {%- else -%}
     (select {{ dbt.date_trunc('month', 'min(valid_from)') }} from {{ ref('int_enrollment_history') }})
@@ -49,13 +49,9 @@
         -- duplicate-enrollment rule reads them alone, a filter that skips the other
         -- 97% of rows without reading their pseudonyms.
         history.has_alternatives,
-        -- What this build took in: the latest enrollment batch, in the history or only in
-        -- the ledger (an emptied batch leaves no row), so it is not taken in twice.
-        (select max(loaded_at) from (
-            select max(batch_processed_at) as loaded_at from {{ ref('int_enrollment_history') }}
-            union all
-            select max(processed_at) from {{ source('ops', 'batches') }} where feed = 'psn_insu'
-         ) as loaded) as _source_loaded_at
+        -- What this build took in: the latest enrollment batch of the ledger (an emptied
+        -- batch leaves no row in the history), so it is not taken in twice.
+        {{ ledger_latest_batch('psn_insu') }} as _source_loaded_at
     from ({{ month_spine(
         first_month,
         "(select " ~ dbt.date_trunc('month', 'max(valid_from)') ~ " from " ~ ref('int_enrollment_history') ~ ")"

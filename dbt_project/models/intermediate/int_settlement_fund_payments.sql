@@ -17,12 +17,12 @@ with settlements as (
     -- Cash months: only those that batches loaded since the last build fall in, and
     -- the months of settlement batches loaded again (from the ledger: a corrected batch
     -- may have dropped settlements, an emptied one leaves no row to find its month by).
+    {%- set loaded_since = incremental_watermark('_loaded_at') %}
     where period in (
         select period from {{ ref('stg_platform__setl') }}
-        where batch_processed_at > {{ incremental_watermark('_loaded_at') }}
+        where batch_processed_at > {{ loaded_since }}
         union
-        select period from {{ source('ops', 'batches') }}
-        where feed = 'setl' and processed_at > {{ incremental_watermark('_loaded_at') }}
+        select period from {{ ledger_batches_since('setl', loaded_since, 'period') }} as reloaded
     )
     {% endif %}
 ),
@@ -52,9 +52,7 @@ final as (
         sum(paid) as fund_paid,
         -- The latest settlement batch this build took in, from the ledger (an emptied
         -- batch leaves no row), so that the next build does not take it in again.
-        greatest(max(batch_processed_at), (
-            select max(processed_at) from {{ source('ops', 'batches') }} where feed = 'setl'
-        )) as _loaded_at
+        {{ ledger_latest_batch('setl') }} as _loaded_at
     from payments
     group by period, admdvs, fund_type
 )

@@ -35,9 +35,7 @@ with med_types as (
 -- The settlement batches loaded since, new or delivered again (from the ledger: a batch
 -- sent again with every record removed has no rows).
 loaded_batches as (
-    select path from {{ source('ops', 'batches') }}
-    where feed = 'setl'
-        and processed_at > {{ loaded_since }}
+    select path from {{ ledger_batches_since('setl', loaded_since) }} as reloaded
 ),
 
 new_rows as (

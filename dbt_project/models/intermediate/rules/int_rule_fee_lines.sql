@@ -41,11 +41,7 @@ changed as (
     where batch_processed_at > {{ incremental_watermark('_lines_loaded_at') }}
     union
     select setl_id from {{ this }}
-    where _batch_path in (
-        select path from {{ source('ops', 'batches') }}
-        where feed = 'fee_list'
-            and processed_at > {{ incremental_watermark('_lines_loaded_at') }}
-    )
+    where _batch_path in {{ ledger_batches_since('fee_list', incremental_watermark('_lines_loaded_at')) }}
 ),
 {% endif %}
 
