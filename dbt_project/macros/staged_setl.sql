@@ -55,7 +55,7 @@ renamed as (
         setl_id,
         mdtrt_id,
         psn_no,
-        coalesce(certno_hmac, 'psn_no:' || psn_no) as person_key,
+        {{ person_key('certno_hmac', 'psn_no') }} as person_key,
         gend,
         brdy,
         insutype,

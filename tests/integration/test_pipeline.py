@@ -110,8 +110,9 @@ def test_no_personal_data_in_the_published_warehouse(published):
     build = published / "build" / "warehouse.duckdb"
     import duckdb
 
-    # Hex digests hold digits in a row by chance, not an ID number: pseudonyms (also
-    # inside the rule hits' scope keys), file checksums and the rule state's fingerprints.
+    # Digests hold digits in a row by chance, not an ID number: pseudonyms (integers, but
+    # text inside the rule hits' scope keys), file checksums and the rule state's
+    # fingerprints.
     digests = ("person_key", "checksum", "_scope_key", "fingerprint")
     for db in (live, build):
         con = duckdb.connect(str(db), read_only=True)

@@ -66,6 +66,35 @@ def test_good_batch_is_loaded_and_pseudonymised(db, tmp_path):
     assert "370102199001011234" not in dump and "张三" not in dump
 
 
+def test_a_warehouse_with_text_pseudonyms_is_converted_in_place(db, tmp_path):
+    """Pseudonyms were 64 hex digits before they became integers: the raw rows keep their
+    persons (converted to the value the loader computes now, nothing read again), and the
+    models built on text keys are dropped so that the next build makes them in full."""
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n{ROW2}\n")
+    _ingest(db, tmp_path)
+    now = db.execute("select psn_no, certno_hmac from raw.psn_insu order by 1").fetchall()
+    hexes = [format(v << 132, "064x") for _, v in now]  # what the old loader stored
+    db.execute("alter table raw.psn_insu alter certno_hmac set data type varchar")
+    for (psn_no, _), text in zip(now, hexes, strict=True):
+        db.execute(
+            "update raw.psn_insu set certno_hmac = $h where psn_no = $p", {"h": text, "p": psn_no}
+        )
+    db.execute("create schema intermediate; create schema marts")
+    db.execute("create table intermediate.int_enrollment_history as select 'ab' as person_key")
+    db.execute("create table intermediate.int_rule_hits as select 'p|ab' as _scope_key")
+    db.execute("create table intermediate.int_rule_hits__state as select 1 as x")
+    db.execute("create table marts.coverage_monthly as select 1 as insured_persons")
+    loader.ensure_schema(db)
+    assert db.execute("select psn_no, certno_hmac from raw.psn_insu order by 1").fetchall() == now
+    tables = {r[0] for r in db.execute("select table_name from duckdb_tables()").fetchall()}
+    assert "coverage_monthly" in tables
+    assert not tables & {"int_enrollment_history", "int_rule_hits", "int_rule_hits__state"}
+    loader.ensure_schema(db)  # converted once: nothing more to do
+    assert "coverage_monthly" in {
+        r[0] for r in db.execute("select table_name from duckdb_tables()").fetchall()
+    }
+
+
 def test_the_load_s_temporary_table_holds_no_personal_data(db, tmp_path, monkeypatch):
     """DuckDB may spill the table a group is read into to disk: it holds the pseudonym
     and masked records only, for good rows and quarantined ones alike."""

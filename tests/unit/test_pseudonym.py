@@ -6,7 +6,7 @@ import stat
 import duckdb
 import pytest
 
-from yibao.ingest.pseudonym import hmac_sql, load_key
+from yibao.ingest.pseudonym import hmac_sql, load_key, pseudonym_from_hex_sql, pseudonym_sql
 
 
 @pytest.mark.parametrize("key", [b"k", b"a-32-byte-key-for-the-warehouse!", b"x" * 100])
@@ -18,6 +18,22 @@ def test_sql_hmac_equals_python_hmac(key):
     ).fetchall()
     want = [hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
     assert [g[0] for g in got] == want
+
+
+def test_pseudonym_is_the_hmac_truncated_to_124_bits():
+    key = b"a-32-byte-key-for-the-warehouse!"
+    values = ["370102199001011234", "44030019851231002X", None]
+    con = duckdb.connect()
+    got = con.execute(
+        f"select {pseudonym_sql('v', key)}, {pseudonym_from_hex_sql(hmac_sql('v', key))} "
+        "from unnest($vals) as t(v) order by v nulls last",
+        {"vals": values},
+    ).fetchall()
+    want = [
+        int(hmac.new(key, v.encode(), hashlib.sha256).hexdigest(), 16) >> 132 for v in values[:2]
+    ]
+    assert got == [(want[0], want[0]), (want[1], want[1]), (None, None)]
+    assert all(0 < w < 2**124 for w in want)
 
 
 def test_sql_hmac_keeps_null():

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from yibao.ingest.feeds import DUCKDB_TYPES, FEEDS, Feed
-from yibao.ingest.pseudonym import hmac_sql
+from yibao.ingest.pseudonym import PSEUDONYM_TYPE, pseudonym_from_hex_sql, pseudonym_sql
 
 _LAYOUT = re.compile(
     r"^(?P<feed>[a-z_]+)/period=(?P<period>\d{4}-\d{2})/admdvs=(?P<admdvs>\d{6})/"
@@ -114,7 +114,7 @@ def raw_table_ddl(feed: Feed) -> str:
         if f.name in feed.drop:
             continue
         if f.name in feed.pseudonymise:
-            cols.append(f"{f.name}_hmac varchar")
+            cols.append(f"{f.name}_hmac {PSEUDONYM_TYPE}")
         else:
             cols.append(f"{f.name} {DUCKDB_TYPES[f.type]}")
     cols += ["_extra json", "_batch_path varchar not null", "_line_no bigint not null"]
@@ -125,6 +125,43 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(LEDGER_DDL)
     for feed in FEEDS.values():
         con.execute(raw_table_ddl(feed))
+    _migrate_text_pseudonyms(con)
+
+
+def _migrate_text_pseudonyms(con: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse built when pseudonyms were hex text: convert the raw columns in place
+    (the same value the loader now computes, so nothing is read again) and drop what dbt
+    built on person keys as text (the models holding `person_key`, the rule hits keyed
+    'p|<person_key>' and their state), so that the next build makes them in full once.
+    One transaction: a crash leaves the warehouse as it was."""
+    text = con.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'raw' and column_name like '%\\_hmac' escape '\\' "
+        "and data_type = 'VARCHAR'"
+    ).fetchall()
+    if not text:
+        return
+    derived = con.execute(
+        "select distinct table_schema, table_name, table_type from information_schema.columns "
+        "join information_schema.tables using (table_catalog, table_schema, table_name) "
+        "where table_schema not in ('raw', 'ops') and table_catalog = current_database() "
+        "and ((column_name = 'person_key' and data_type = 'VARCHAR') "
+        "or table_name like 'int\\_rule\\_hits%' escape '\\')"
+    ).fetchall()
+    con.execute("begin transaction")
+    try:
+        for table, column in text:
+            con.execute(
+                f"alter table raw.{_quote(table)} alter column {_quote(column)} "
+                f"set data type {PSEUDONYM_TYPE} using {pseudonym_from_hex_sql(_quote(column))}"
+            )
+        for schema, table, kind in derived:
+            what = "view" if kind == "VIEW" else "table"
+            con.execute(f"drop {what} if exists {_quote(schema)}.{_quote(table)}")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def file_checksum(path: Path, keep: bool = False) -> tuple[str, list[bytes] | None]:
@@ -490,7 +527,7 @@ def _targets(feed: Feed, present: set[str], key: bytes) -> list[tuple[str, str]]
             continue
         col = _quote(fld.name) if fld.name in present else "null"
         if fld.name in feed.pseudonymise:
-            out.append((f"{fld.name}_hmac", hmac_sql(f"nullif(trim({col}), '')", key)))
+            out.append((f"{fld.name}_hmac", pseudonym_sql(f"nullif(trim({col}), '')", key)))
         elif fld.name in present and _is_typed(feed, fld.name):
             out.append((fld.name, _typed(fld.name)))
         else:

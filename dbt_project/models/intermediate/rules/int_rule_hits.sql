@@ -110,7 +110,7 @@ person_scope as (
     union
     -- The person a rebuilt settlement's windowed hits were kept under (a corrected
     -- batch may have moved it to another person).
-    select substr(_scope_key, 3) from {{ this }}
+    select cast(substr(_scope_key, 3) as {{ type_person_key() }}) from {{ this }}
     where _scope_key like 'p|%'
         and setl_id in (select setl_id from setl_scope)
 ),
@@ -123,7 +123,8 @@ enrollment_scope as (
     union
     select held.person_key
     from (
-        select distinct substr(_scope_key, 3) as person_key from {{ this }}
+        select distinct cast(substr(_scope_key, 3) as {{ type_person_key() }}) as person_key
+        from {{ this }}
         where _scope_key like 'e|%'
     ) as held
     where held.person_key in (
@@ -176,9 +177,9 @@ tombstones as (
     where _scope_key in (
         select 's|' || setl_id from setl_scope
         union all
-        select 'p|' || person_key from person_scope
+        select 'p|' || cast(person_key as {{ dbt.type_string() }}) from person_scope
         union all
-        select 'e|' || person_key from enrollment_scope
+        select 'e|' || cast(person_key as {{ dbt.type_string() }}) from enrollment_scope
     )
     group by _scope_key
 ),
@@ -204,7 +205,7 @@ fired as (
         '{{ kind }}' as scope_kind,
         setl_id,
         psn_no,
-        {% if kind == 'e' %}person_key{% else %}cast(null as {{ dbt.type_string() }}){% endif %} as person_key,
+        {% if kind == 'e' %}person_key{% else %}cast(null as {{ type_person_key() }}){% endif %} as person_key,
         period,
         admdvs,
         cast(round(suspect_amt, 2) as decimal(18, 2)) as suspect_amt,
@@ -219,7 +220,7 @@ fired as (
         cast(null as {{ dbt.type_string() }}) as scope_kind,
         cast(null as {{ dbt.type_string() }}) as setl_id,
         cast(null as {{ dbt.type_string() }}) as psn_no,
-        cast(null as {{ dbt.type_string() }}) as person_key,
+        cast(null as {{ type_person_key() }}) as person_key,
         cast(null as date) as period,
         cast(null as {{ dbt.type_string() }}) as admdvs,
         cast(null as decimal(18, 2)) as suspect_amt,
@@ -263,7 +264,7 @@ hits as (
         fired.evidence,
         fired.scope_kind || '|' || case
             when fired.scope_kind = 's' then fired.setl_id
-            else coalesce(fired.person_key, settlements.person_key)
+            else cast(coalesce(fired.person_key, settlements.person_key) as {{ dbt.type_string() }})
         end as _scope_key
     from fired
     inner join rules

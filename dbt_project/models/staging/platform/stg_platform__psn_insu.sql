@@ -10,7 +10,7 @@ renamed as (
     select
         -- A person is the same person wherever enrolled: join on the certificate's
         -- pseudonym; without a certificate, the person number is all we have.
-        coalesce(certno_hmac, 'psn_no:' || psn_no) as person_key,
+        {{ person_key('certno_hmac', 'psn_no') }} as person_key,
         psn_no,
         psn_cert_type,
         gend,
