@@ -21,7 +21,8 @@ INCREMENTAL = (
     # Built by int_rule_hits, incremental by settlement and person.
     "rule_hits",
     "rule_hits_monthly",
-    # Built on int_enrollments_at_month_end, incremental from the earliest change.
+    # Built on int_coverage_at_month_end and the ranked month ends, incremental from the
+    # earliest change.
     "coverage_monthly",
     # Incremental by person, like int_enrollment_history.
     "dim_enrollments",
@@ -186,12 +187,12 @@ def test_a_month_added_later_gives_the_figures_of_a_full_rebuild(tmp_path):
     [(hits_before,)] = _query(stepwise, hits_built)
     run_yibao(stepwise, "run")
     second = _built(stepwise)
-    # The month ends took in every enrollment batch of the ledger, the emptied one too
-    # (it left no row in the history): the next build finds none to redo months from.
+    # The month-end counts took in every enrollment batch of the ledger, the emptied one
+    # too (it left no row in the history): the next build finds none to redo months from.
     assert _query(
         stepwise,
         "select count(*) from ops.batches where feed = 'psn_insu' and processed_at > "
-        "(select max(_source_loaded_at) from intermediate.int_enrollments_at_month_end)",
+        "(select max(_source_loaded_at) from intermediate.int_coverage_at_month_end)",
     ) == [(0,)]
     # Rule hits by scope: those of the new and changed settlements and their persons
     # were redone, hits of settlements and persons nothing touched were kept.

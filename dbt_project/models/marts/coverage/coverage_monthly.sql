@@ -1,5 +1,5 @@
--- The month ends are read twice below, each time from the table: DuckDB materialises
--- a CTE referenced more than once (a copy of every month end, 15 million at `medium`).
+-- The counts are read twice below, each time from the table (DuckDB materialises a CTE
+-- referenced more than once).
 with population as (
     select * from {{ ref('stg_stats__population') }}
 ),
@@ -21,21 +21,26 @@ by_type as (
     select
         period,
         insutype,
-        enrollment_rank,
-        insuplc_admdvs
-    from {{ ref('int_enrollments_at_month_end') }}
+        insuplc_admdvs,
+        enrollments,
+        primary_enrollments,
+        duplicate_enrollments
+    from {{ ref('int_coverage_at_month_end') }}
 ),
 
 with_all as (
     select * from by_type
     union all
-    -- `all`: the two basic schemes together, ranked across both.
+    -- `all`: the two basic schemes together, ranked across both (the month ends rank
+    -- within the scheme group, so a person in 310 and 390 is primary in one of them).
     select
         period,
         'all' as insutype,
-        enrollment_rank,
-        insuplc_admdvs
-    from {{ ref('int_enrollments_at_month_end') }}
+        insuplc_admdvs,
+        enrollments,
+        primary_enrollments,
+        duplicate_enrollments
+    from {{ ref('int_coverage_at_month_end') }}
     where scheme_group = 'basic'
 ),
 
@@ -43,7 +48,9 @@ rolled_up as (
     select
         with_all.period,
         with_all.insutype,
-        with_all.enrollment_rank,
+        with_all.enrollments,
+        with_all.primary_enrollments,
+        with_all.duplicate_enrollments,
         rollup.admdvs
     from with_all
     inner join rollup
@@ -55,9 +62,9 @@ counted as (
         period,
         admdvs,
         insutype,
-        count(*) as enrollments,
-        count(*) filter (where enrollment_rank = 1) as insured_persons,
-        count(*) filter (where enrollment_rank > 1) as duplicate_enrollments
+        cast(sum(enrollments) as bigint) as enrollments,
+        cast(sum(primary_enrollments) as bigint) as insured_persons,
+        cast(sum(duplicate_enrollments) as bigint) as duplicate_enrollments
     from rolled_up
     group by period, admdvs, insutype
 ),
