@@ -367,10 +367,9 @@ from (
     ) as twice
         on twice.dup_period = enrollments.period
         and twice.dup_person_key = enrollments.person_key
-    -- The persons with one version in the scheme hold one enrollment of it: skipped in
-    -- the scan, before their pseudonyms are read (2.7 s of a month added at `medium`).
+    -- The month ends hold only persons with more than one version in a scheme group
+    -- (the others hold one enrollment of it: int_coverage_at_month_end counts them).
     where enrollments.scheme_group = 'basic'
-        and enrollments.has_alternatives
 ) as d
 left join (
     select

@@ -13,37 +13,26 @@
     on_schema_change='append_new_columns'
 ) }}
 {%- set first_month = month_ends_first_month(['_source_loaded_at']) %}
-with single as (
+with enrollments as (
+    -- The persons with one version in their scheme group: primary wherever in force.
     select
         period,
         insuplc_admdvs,
         insutype,
         scheme_group,
-        count(*) as enrollments,
-        count(*) as primary_enrollments
+        cast(1 as bigint) as enrollment_rank
     from ({{ enrollments_in_force(first_month, alternatives=false) }}) as in_force
-    group by period, insuplc_admdvs, insutype, scheme_group
-),
-
-ranked as (
+    union all
     select
         period,
         insuplc_admdvs,
         insutype,
         scheme_group,
-        count(*) as enrollments,
-        sum(case when enrollment_rank = 1 then 1 else 0 end) as primary_enrollments
+        enrollment_rank
     from {{ ref('int_enrollments_at_month_end') }}
     -- The month ends are current in every month (they redo what changed since they
     -- last took in the ledger): these months' rows are read as they are now.
     where period >= cast({{ first_month }} as date)
-    group by period, insuplc_admdvs, insutype, scheme_group
-),
-
-both_kinds as (
-    select * from single
-    union all
-    select * from ranked
 ),
 
 final as (
@@ -52,12 +41,12 @@ final as (
         insuplc_admdvs,
         insutype,
         scheme_group,
-        cast(sum(enrollments) as bigint) as enrollments,
-        cast(sum(primary_enrollments) as bigint) as primary_enrollments,
-        cast(sum(enrollments) - sum(primary_enrollments) as bigint) as duplicate_enrollments,
+        count(*) as enrollments,
+        count(*) filter (where enrollment_rank = 1) as primary_enrollments,
+        count(*) filter (where enrollment_rank > 1) as duplicate_enrollments,
         -- What this build took in: the latest enrollment batch of the ledger.
         {{ ledger_latest_batch('psn_insu') }} as _source_loaded_at
-    from both_kinds
+    from enrollments
     group by period, insuplc_admdvs, insutype, scheme_group
 )
 

@@ -47,13 +47,13 @@ _HEX_DIGITS = 31
 def pseudonym_sql(expr: str, key: bytes) -> str:
     """SQL for the pseudonym of `expr` (null stays null): HMAC-SHA256 truncated to 124
     bits, as an integer."""
-    return f"cast('0x' || left({hmac_sql(expr, key)}, {_HEX_DIGITS}) as {PSEUDONYM_TYPE})"
+    return pseudonym_from_hex_sql(hmac_sql(expr, key))
 
 
 def pseudonym_from_hex_sql(expr: str) -> str:
-    """SQL turning a pseudonym held as the HMAC's 64 hex digits (as warehouses built
-    before December 2026 hold them) into the integer the loader computes now: raw rows
-    are converted in place, never read again from landing."""
+    """SQL turning the HMAC's 64 hex digits into the pseudonym: what the loader computes,
+    and how a warehouse built before December 2026 (which held the hex digits) has its
+    raw rows converted in place, never read again from landing."""
     return f"cast('0x' || left({expr}, {_HEX_DIGITS}) as {PSEUDONYM_TYPE})"
 
 
