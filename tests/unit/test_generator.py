@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from yibao.simulate import claims
 from yibao.simulate.defects import parse_overrides
 from yibao.simulate.generator import (
     Batches,
@@ -19,6 +20,7 @@ from yibao.simulate.generator import (
     month_range,
     resend,
 )
+from yibao.simulate.people import distinct
 
 
 def _gb11643_ok(certno: str) -> bool:
@@ -30,6 +32,33 @@ def _gb11643_ok(certno: str) -> bool:
 def test_check_digit_of_a_published_example():
     # The worked example of GB 11643-1999: 11010519491231002X.
     assert id_check_digits(np.array(["11010519491231002"]))[0] == "X"
+
+
+def test_counting_unique_and_ids_equal_their_plain_forms():
+    """The generator's fast forms of np.unique and of the id text give the same values."""
+    rng = np.random.default_rng(5)
+    for values in (
+        rng.choice([110101, 110102, 650100, 440300], 5000).astype(np.int32),
+        rng.integers(0, 3, 100),
+        np.array([], dtype=np.int64),
+        np.array([-5, 3, -5]),  # negative: np.unique itself
+        np.array([0, 1 << 30]),  # too wide a range to count: np.unique itself
+    ):
+        want, want_at = np.unique(values, return_inverse=True)
+        got, got_at = distinct(values, return_inverse=True)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_at, want_at)
+        np.testing.assert_array_equal(distinct(values), np.unique(values))
+    serial = np.array([0, 7, 12345, 10**15 - 1, 10**15])
+    assert claims.ids("S", serial[:4]).to_pylist() == [
+        "S000000000000000", "S000000000000007", "S000000000012345", "S999999999999999",
+    ]  # fmt: skip
+    assert claims.ids("M", serial).to_pylist()[-1] == "M1000000000000000"
+    inst = claims.institution_codes(np.array([11010100001, 5]), np.array([False, True]))
+    assert inst.to_pylist() == ["H11010100001", "P5"]
+    doctors = claims.doctor_codes(np.array([110101, 650100, 99]), np.array([7, 999_999, 3]))
+    assert doctors.to_pylist() == ["D110101000007", "D650100999999", "D99000003"]
 
 
 def test_month_range_inclusive_and_across_years():

@@ -64,6 +64,21 @@ def codes(idx: np.ndarray, values: pa.Array, mask: np.ndarray | None = None) -> 
     return pa.DictionaryArray.from_arrays(np.asarray(idx, dtype=np.int32), values, mask=mask)
 
 
+def distinct(values: np.ndarray, return_inverse: bool = False):
+    """`np.unique` of small non-negative integers (region codes), by counting instead of
+    sorting: the same values (and inverse), without an n log n sort of every slab (the
+    sorts were a tenth of the drawing thread's time at `medium`)."""
+    v = np.asarray(values)
+    lo = int(v.min()) if len(v) else 0
+    if not len(v) or v.dtype.kind not in "iu" or lo < 0 or int(v.max()) - lo > 1 << 22:
+        return np.unique(v, return_inverse=return_inverse)
+    present = np.bincount((v - lo).astype(np.intp)) > 0
+    uniq = (np.flatnonzero(present) + lo).astype(v.dtype)
+    if not return_inverse:
+        return uniq
+    return uniq, (np.cumsum(present) - 1)[v - lo]
+
+
 _GEND = pa.array(["1", "2"])
 
 
@@ -102,7 +117,7 @@ def certificate_numbers(cert_admdvs: np.ndarray, brdy: np.ndarray, seq: np.ndarr
     """
     day_no = (brdy - _EPOCH).astype(np.int64)
     region = cert_admdvs.astype(np.int64)
-    codes, at = np.unique(region, return_inverse=True)
+    codes, at = distinct(region, return_inverse=True)
     total = _digit_sum(codes, 6, 0)[at] + _DATE_SUM[day_no] + _SEQ_SUM[seq.astype(np.int64)]
     first17 = region * 10**11 + _DATE_NUM[day_no] * 1_000 + seq.astype(np.int64)
     check = _ID_CHECK.take(pa.array(total % 11))
