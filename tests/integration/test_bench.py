@@ -41,6 +41,12 @@ def test_bench_writes_a_consistent_report(home):
     assert report["ratio_to_scan"] == pytest.approx(
         report["end_to_end_s"] / report["baseline_scan_s"], rel=0.01
     )
+    # The plain load of the same files: timed, related to the scan and to ingestion, gone.
+    assert report["baseline_load_s"] > 0
+    assert report["ingest_ratio_to_load"] == pytest.approx(
+        report["phases"]["ingest"] / report["baseline_load_s"], rel=0.02
+    )
+    assert not list((home / "bench").glob("baseline-load.duckdb*"))
     # The month added later was transformed, and its ratio is its share of the full build.
     assert report["incremental_month_s"] > 0
     months = 3  # the tier's default window
