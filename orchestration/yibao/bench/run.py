@@ -48,12 +48,19 @@ def _timed(fn, *args, **kwargs):
     return value, time.perf_counter() - started
 
 
+def _feed_csv_patterns(landing: Path) -> list[tuple[str, str]]:
+    """(feed, glob of its landed CSV files) for every feed folder, in name order."""
+    return [
+        (feed, str(landing / feed / "**" / "*.csv"))
+        for feed in sorted(p.name for p in landing.iterdir() if p.is_dir())
+    ]
+
+
 def baseline_scan(landing: Path) -> float:
     """One bare DuckDB read of every landed CSV: the floor the pipeline is compared to."""
     con = duckdb.connect(config={"threads": 2, "memory_limit": "4GB"})
     started = time.perf_counter()
-    for feed in sorted(p.name for p in landing.iterdir() if p.is_dir()):
-        pattern = str(landing / feed / "**" / "*.csv")
+    for _feed, pattern in _feed_csv_patterns(landing):
         con.execute(
             f"select count(*) from read_csv('{pattern}', all_varchar = true, "
             "hive_partitioning = false)"
@@ -71,8 +78,7 @@ def baseline_load(landing: Path, scratch: Path) -> float:
     con = duckdb.connect(str(path), config={"threads": 2, "memory_limit": "4GB"})
     started = time.perf_counter()
     try:
-        for feed in sorted(p.name for p in landing.iterdir() if p.is_dir()):
-            pattern = str(landing / feed / "**" / "*.csv")
+        for feed, pattern in _feed_csv_patterns(landing):
             con.execute(
                 f"create table {feed} as select * from read_csv('{pattern}', "
                 "hive_partitioning = false)"
