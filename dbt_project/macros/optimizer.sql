@@ -3,7 +3,9 @@
     int_settlements_netted, a copy of every wide settlement row (6 GB written to disk at
     `medium`, 19 s against 11 without). Off for that model only (pre-hook
     common_subplans(false), post-hook common_subplans(true)): elsewhere the shared
-    subplans pay. Other engines: nothing to do. -#}
+    subplans pay. The setting is global in DuckDB (it cannot be set for one connection),
+    so a model building beside the netting on dbt's other thread plans without it too:
+    slower at worst, never different. Other engines: nothing to do. -#}
 {% macro common_subplans(enabled) -%}
     {{ return(adapter.dispatch('common_subplans', 'yibao')(enabled)) }}
 {%- endmacro %}
