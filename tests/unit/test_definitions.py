@@ -61,3 +61,27 @@ def test_the_dbt_resource_overrides_methods_dagster_dbt_still_calls():
     resource = YibaoDbtCli(project_dir=str(DBT_PROJECT_DIR))
     assert str(resource._cli_version) == __version__
     assert resource._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_dbt_builds_incrementally_on_two_threads_and_in_full_on_one(tmp_path, monkeypatch):
+    # Two nodes at once pay only when the build is incremental; a first or full build
+    # runs one (its queries already keep both cores busy).
+    import duckdb
+
+    from yibao.definitions import dbt_threads
+
+    monkeypatch.delenv("YIBAO_DBT_THREADS", raising=False)
+    db = tmp_path / "warehouse.duckdb"
+    assert dbt_threads(db, full_refresh=False) == 1  # no warehouse yet
+    con = duckdb.connect(str(db))
+    con.execute("create schema intermediate")
+    con.execute("create table intermediate.other (x int)")
+    con.close()
+    assert dbt_threads(db, full_refresh=False) == 1  # nothing built by dbt yet
+    con = duckdb.connect(str(db))
+    con.execute("create table intermediate.int_settlements_netted (setl_id varchar)")
+    con.close()
+    assert dbt_threads(db, full_refresh=False) == 2
+    assert dbt_threads(db, full_refresh=True) == 1
+    monkeypatch.setenv("YIBAO_DBT_THREADS", "3")  # the operator's choice wins
+    assert dbt_threads(db, full_refresh=True) == 3

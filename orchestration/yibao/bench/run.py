@@ -15,7 +15,6 @@ import platform
 import resource
 import shutil
 import statistics
-import subprocess
 import time
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from yibao.config import DBT_PROJECT_DIR, Settings, ensure_venv_on_path
+from yibao.config import Settings
 from yibao.pipeline import run_pipeline
 from yibao.simulate.generator import generate
 
@@ -342,40 +341,6 @@ def rule_base_seconds(settings: Settings) -> float:
     return sum(s for name, s in model_seconds(settings).items() if name.startswith(RULE_MODELS))
 
 
-def alone_model_seconds(settings: Settings, models: list[str]) -> dict[str, float]:
-    """Seconds each of `models` takes built alone, one at a time and in full, on a copy
-    of this home's warehouse. A build runs two dbt nodes at once, so a model's seconds
-    in it include sharing the cores with its neighbour (the enrollment history took 18 s
-    beside the netting at `medium`, 7 s alone): what these models cost is measured apart."""
-    scratch = settings.home / "bench-alone"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    copy = scratch / "warehouse.duckdb"
-    try:
-        shutil.copyfile(settings.build_db, copy)
-        ensure_venv_on_path()
-        command = [
-            shutil.which("dbt") or "dbt", "run", "--full-refresh", "--threads", "1",
-            "--select", *models,
-            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs"),
-        ]  # fmt: skip
-        done = subprocess.run(
-            command, env={**os.environ, "YIBAO_BUILD_DB": str(copy)}, capture_output=True,
-            text=True, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"building {', '.join(models)} alone failed:\n{done.stdout[-2000:]}")
-        results = json.loads((scratch / "target" / "run_results.json").read_text())
-        return {
-            r["unique_id"].split(".")[-1]: r["execution_time"]
-            for r in results["results"]
-            if r["unique_id"].startswith("model.")
-        }
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 # The marts the pandas baseline computes, and the feeds it reads to compute them.
 PANDAS_MARTS = ("coverage_monthly", "fund_balance_monthly")
 PANDAS_FEEDS = ("psn_insu", "fund_ledger")
@@ -384,7 +349,7 @@ PANDAS_FEEDS = ("psn_insu", "fund_ledger")
 def same_marts_seconds(settings: Settings, ingest_seconds: dict[str, float]) -> dict:
     """What the pipeline spent on the marts the pandas baseline computes: ingesting the
     feeds pandas reads (and their share, by bytes, of hashing and encoding checks) and
-    building every model those marts descend from (from dbt's manifest; each built alone).
+    building every model those marts descend from (from dbt's manifest and run results).
     Their lineage also reads settlement region codes (`int_admdvs_rollup`); the seconds of
     that model count, the settlements' ingestion does not: the marts' figures need none."""
     target = settings.home / "dbt" / "target"
@@ -396,8 +361,8 @@ def same_marts_seconds(settings: Settings, ingest_seconds: dict[str, float]) -> 
         if node.startswith("model.") and node not in lineage:
             lineage.add(node)
             todo.extend(parents.get(node, []))
+    seconds = model_seconds(settings)
     models = sorted(uid.split(".")[-1] for uid in lineage)
-    seconds = alone_model_seconds(settings, models)
     landing = settings.landing
     feed_bytes = {
         feed.name: sum(f.stat().st_size for f in feed.rglob("*") if f.is_file())
