@@ -8,7 +8,6 @@ A failed blocking check stops the run before publish: the live version stays.
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -103,7 +102,7 @@ class YibaoTranslator(DagsterDbtTranslator):
         return dbt_resource_props.get("schema") or "transform"
 
 
-def dbt_threads(build_db: Path, full_refresh: bool) -> int:
+def dbt_threads(settings: Settings, full_refresh: bool) -> int:
     """How many dbt nodes a build runs at once (YIBAO_DBT_THREADS overrides). Two for an
     incremental build: its many short queries and single-threaded steps (inserts,
     commits, dbt's own Python) leave cores idle, and the enrollment and settlement
@@ -112,12 +111,14 @@ def dbt_threads(build_db: Path, full_refresh: bool) -> int:
     once only compete for them and for the shared memory limit (75 s against 68-72 s)."""
     if os.environ.get("YIBAO_DBT_THREADS"):
         return max(1, int(os.environ["YIBAO_DBT_THREADS"]))
-    if full_refresh or not build_db.exists():
+    if full_refresh or not settings.build_db.exists():
         return 1
     import duckdb
 
     try:
-        con = duckdb.connect(str(build_db), read_only=True)
+        con = duckdb.connect(
+            str(settings.build_db), read_only=True, config=settings.duckdb_config()
+        )
     except duckdb.Error:  # held elsewhere: cannot tell, build as if for the first time
         return 1
     try:
@@ -152,7 +153,7 @@ def warehouse_models(
     run does not pay for them (as dbt advises)."""
     settings = _settings()
     target = settings.home / "dbt" / "target"
-    threads = dbt_threads(settings.build_db, config.full_refresh)
+    threads = dbt_threads(settings, config.full_refresh)
     context.log.info(f"dbt build on {threads} thread(s)")
     args = [
         "build",

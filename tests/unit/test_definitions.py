@@ -68,20 +68,23 @@ def test_dbt_builds_incrementally_on_two_threads_and_in_full_on_one(tmp_path, mo
     # runs one (its queries already keep both cores busy).
     import duckdb
 
+    from yibao.config import Settings
     from yibao.definitions import dbt_threads
 
     monkeypatch.delenv("YIBAO_DBT_THREADS", raising=False)
-    db = tmp_path / "warehouse.duckdb"
-    assert dbt_threads(db, full_refresh=False) == 1  # no warehouse yet
+    settings = Settings(home=tmp_path)
+    db = settings.build_db
+    db.parent.mkdir(parents=True)
+    assert dbt_threads(settings, full_refresh=False) == 1  # no warehouse yet
     con = duckdb.connect(str(db))
     con.execute("create schema intermediate")
     con.execute("create table intermediate.other (x int)")
     con.close()
-    assert dbt_threads(db, full_refresh=False) == 1  # nothing built by dbt yet
+    assert dbt_threads(settings, full_refresh=False) == 1  # nothing built by dbt yet
     con = duckdb.connect(str(db))
     con.execute("create table intermediate.int_settlements_netted (setl_id varchar)")
     con.close()
-    assert dbt_threads(db, full_refresh=False) == 2
-    assert dbt_threads(db, full_refresh=True) == 1
+    assert dbt_threads(settings, full_refresh=False) == 2
+    assert dbt_threads(settings, full_refresh=True) == 1
     monkeypatch.setenv("YIBAO_DBT_THREADS", "3")  # the operator's choice wins
-    assert dbt_threads(db, full_refresh=True) == 3
+    assert dbt_threads(settings, full_refresh=True) == 3

@@ -254,11 +254,13 @@ orphans as (
         reversals.batch_processed_at as _loaded_at,
         reversals.batch_path as _batch_path
     from reversals
+    {% if incremental %}
+    -- The orphans to redo, found above among the orphans (orphan_keys).
+    where reversals.setl_id in (select setl_id from rebuilt_orphans)
+    {% else %}
     left join all_originals
         on all_originals.setl_id = reversals.init_setl_id
     where all_originals.setl_id is null
-    {% if incremental %}
-        and reversals.setl_id in (select setl_id from rebuilt_orphans)
     {% endif %}
 ),
 
