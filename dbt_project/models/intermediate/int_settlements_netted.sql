@@ -12,7 +12,7 @@
     that models downstream see its month change; a full refresh drops such rows. -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='direct_delete_insert',
     unique_key='setl_id',
     on_schema_change='append_new_columns',
     pre_hook="{{ common_subplans(false) }}",

@@ -6,7 +6,7 @@
     loaded since, and of the settlements held with lines from a batch loaded again
     (found from the ledger and each line's batch: a corrected batch may have dropped
     lines, an emptied one has none left). Each such settlement also yields one
-    tombstone, so that the strategy (tombstone_delete_insert) drops the lines held for
+    tombstone, so that the strategy (direct_delete_insert) drops the lines held for
     it even when it has none left (reversed in full, withdrawn, its lines' batch
     emptied); tombstones are never written.
 
@@ -16,7 +16,7 @@
     longer writes are dropped from a table built before (sync_all_columns). -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='tombstone_delete_insert',
+    incremental_strategy='direct_delete_insert',
     unique_key='setl_id',
     on_schema_change='sync_all_columns'
 ) }}

@@ -4,12 +4,12 @@
     funds paid net of reversals (for suspect amounts).
 
     Incremental by settlement: only the settlements int_settlements_netted rebuilt
-    since this model last ran. One of them no longer effective (reversed in full, or
-    withdrawn) comes through as a tombstone: the strategy (tombstone_delete_insert) drops
-    its row and writes no other. -#}
+    since this model last ran. Each of them also comes through as a tombstone, so that
+    the strategy (direct_delete_insert) drops the row held for it, and one no longer
+    effective (reversed in full, or withdrawn) gets no other. -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='tombstone_delete_insert',
+    incremental_strategy='direct_delete_insert',
     unique_key='setl_id',
     on_schema_change='append_new_columns'
 ) }}
@@ -19,10 +19,9 @@
 {%- if incremental %}{% set rebuilt_since = incremental_watermark('_source_built_at') %}{% endif %}
 with netted as (
     select * from {{ ref('int_settlements_netted') }}
-    {% if incremental %}
-    where _built_at > {{ rebuilt_since }}
-    {% else %}
     where is_effective
+    {% if incremental %}
+        and _built_at > {{ rebuilt_since }}
     {% endif %}
 ),
 
@@ -86,12 +85,26 @@ final as (
         delivered.fund_pay_sumamt as delivered_fund_pay_sumamt,
         delivered.hifp_pay + delivered.cvlserv_pay + delivered.hifes_pay + delivered.hifmi_pay
             + delivered.hifob_pay + delivered.maf_pay + delivered.oth_pay as delivered_funds_total,
-        not netted.is_effective as _is_tombstone,
+        false as _is_tombstone,
         netted._built_at as _source_built_at,
         {{ run_timestamp() }} as _built_at
     from netted
     left join delivered
         on delivered.setl_id = netted.setl_id
+    {% if incremental %}
+    union all
+    -- A tombstone for every settlement rebuilt (read apart: the strategy reads the
+    -- tombstones alone, and a second reference to `netted` would copy it whole).
+    select
+        setl_id,
+        {#- the remaining columns of `final`, empty -#}
+        null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+        null, null, null, null, null, null, null, null, null,
+        true as _is_tombstone,
+        null, null
+    from {{ ref('int_settlements_netted') }}
+    where _built_at > {{ rebuilt_since }}
+    {% endif %}
 )
 
 select * from final
