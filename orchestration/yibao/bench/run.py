@@ -447,13 +447,20 @@ def incremental_month(root: Path, landing: Path, scale: str) -> tuple[list[float
 
     link(lambda p: months[-1] not in p.parts)
     add_month()
-    # The warehouse before the month: ingestion and dbt keep all their state in it.
-    before = work / "before-month.duckdb"
-    shutil.copyfile(settings.build_db, before)
+    # The warehouse before the month (ingestion and dbt keep all their state in it), with
+    # its write-ahead log should one be left.
+    wal = settings.build_db.with_name(settings.build_db.name + ".wal")
+    saved = {path: work / f"before-month.{path.name}" for path in (settings.build_db, wal)}
+    for path, copy in saved.items():
+        if path.exists():
+            shutil.copyfile(path, copy)
     link(lambda p: True)
     seconds = [_transform_seconds(add_month())]
     detail = _step_detail(settings)
-    shutil.copyfile(before, settings.build_db)
+    for path, copy in saved.items():
+        path.unlink(missing_ok=True)
+        if copy.exists():
+            shutil.copyfile(copy, path)
     seconds.append(_transform_seconds(add_month()))
     shutil.rmtree(work, ignore_errors=True)
     return seconds, len(months), detail
