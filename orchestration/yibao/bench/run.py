@@ -419,6 +419,14 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _pipeline(settings: Settings, what: str, full_refresh: bool = False):
+    """One quiet pipeline run; `what` failed raises, naming the run's log."""
+    run = run_pipeline(settings, announce=lambda _line: None, full_refresh=full_refresh)
+    if not run.result.success:
+        raise RuntimeError(f"{what} failed; see {run.log_path}")
+    return run
+
+
 def incremental_month(root: Path, landing: Path, scale: str) -> tuple[list[float], int, dict]:
     """Transform seconds of the run that adds the last month to a warehouse built from
     the others, on the same files (hard links: nothing is copied), twice: the second run
@@ -439,14 +447,8 @@ def incremental_month(root: Path, landing: Path, scale: str) -> tuple[list[float
                 if not target.exists():
                     os.link(path, target)
 
-    def add_month():
-        run = run_pipeline(settings, announce=lambda _line: None)
-        if not run.result.success:
-            raise RuntimeError(f"the incremental benchmark failed; see {run.log_path}")
-        return run
-
     link(lambda p: months[-1] not in p.parts)
-    add_month()
+    _pipeline(settings, "the incremental benchmark")
     # The warehouse before the month (ingestion and dbt keep all their state in it), with
     # its write-ahead log should one be left.
     wal = settings.build_db.with_name(settings.build_db.name + ".wal")
@@ -455,13 +457,13 @@ def incremental_month(root: Path, landing: Path, scale: str) -> tuple[list[float
         if path.exists():
             shutil.copyfile(path, copy)
     link(lambda p: True)
-    seconds = [_transform_seconds(add_month())]
+    seconds = [_transform_seconds(_pipeline(settings, "the incremental benchmark"))]
     detail = _step_detail(settings)
     for path, copy in saved.items():
         path.unlink(missing_ok=True)
         if copy.exists():
             shutil.copyfile(copy, path)
-    seconds.append(_transform_seconds(add_month()))
+    seconds.append(_transform_seconds(_pipeline(settings, "the incremental benchmark")))
     shutil.rmtree(work, ignore_errors=True)
     return seconds, len(months), detail
 
@@ -479,9 +481,7 @@ def bench(home: Path, scale: str) -> dict:
     shutil.rmtree(parquet_dir, ignore_errors=True)
     parquet_counts, parquet_s = _timed(generate, parquet_dir, scale, fmt="parquet")
     shutil.rmtree(parquet_dir, ignore_errors=True)
-    run = run_pipeline(settings, announce=lambda _line: None)
-    if not run.result.success:
-        raise RuntimeError(f"the pipeline failed during the benchmark; see {run.log_path}")
+    run = _pipeline(settings, "the pipeline during the benchmark")
     phases = {"ingest": 0.0, "transform": 0.0, "validate": 0.0, "publish": 0.0}
     for step, seconds in run.step_seconds.items():
         phases[_phase_of(step)] += seconds
@@ -490,16 +490,12 @@ def bench(home: Path, scale: str) -> dict:
     # Where ingestion spent its time (the re-run below writes this file again).
     ingest_seconds = json.loads((settings.logs / "ingest_seconds.json").read_text())
     same_marts = same_marts_seconds(settings, ingest_seconds)
-    rerun = run_pipeline(settings, announce=lambda _line: None)
-    if not rerun.result.success:
-        raise RuntimeError(f"the re-run failed during the benchmark; see {rerun.log_path}")
+    rerun = _pipeline(settings, "the re-run during the benchmark")
 
     rerun_transform = _transform_seconds(rerun)
     # The full transform again (a full refresh, nothing new to ingest): each side of the
     # month's ratio is the lesser of two runs, the month's measured between these two.
-    refresh = run_pipeline(settings, announce=lambda _line: None, full_refresh=True)
-    if not refresh.result.success:
-        raise RuntimeError(f"the full refresh failed during the benchmark; see {refresh.log_path}")
+    refresh = _pipeline(settings, "the full refresh during the benchmark", full_refresh=True)
     full_transforms = [phases["transform"], _transform_seconds(refresh)]
 
     month_runs, n_months, step = incremental_month(root, settings.landing, scale)
