@@ -3,6 +3,7 @@
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -121,6 +122,47 @@ def test_resent_unchanged_changes_nothing(db, tmp_path):
     report = _ingest(db, tmp_path)
     assert report.skipped == 1 and report.batches == []
     assert db.execute("select count(*) from raw.psn_insu").fetchone() == (1,)
+
+
+def _count_hashes(monkeypatch) -> list[str]:
+    hashed = []
+    checksum = loader.file_checksum
+
+    def spy(path, keep=False):
+        hashed.append(path.name)
+        return checksum(path, keep)
+
+    monkeypatch.setattr(loader, "file_checksum", spy)
+    return hashed
+
+
+def test_files_unchanged_on_disk_are_not_read_again(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "_SETTLED_NS", 0)  # the file counts as settled at once
+    hashed = _count_hashes(monkeypatch)
+    path = _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
+    _ingest(db, tmp_path)
+    assert hashed == ["b1.csv"]
+    report = _ingest(db, tmp_path)
+    assert hashed == ["b1.csv"] and report.skipped == 1 and report.batches == []
+    # Corrected in place, same size, its modification time put back (as `cp -p` or
+    # `rsync -a` of a file whose time did not change would): the change time moved.
+    times = path.stat()
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1.replace(',1,2020', ',4,2020')}\n")
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert path.stat().st_size == times.st_size and path.stat().st_mtime_ns == times.st_mtime_ns
+    report = _ingest(db, tmp_path)
+    assert hashed == ["b1.csv", "b1.csv"] and [b.outcome for b in report.batches] == ["loaded"]
+    assert db.execute("select psn_insu_stas from raw.psn_insu").fetchall() == [("4",)]
+
+
+def test_a_file_changed_just_before_it_was_hashed_is_hashed_again(db, tmp_path, monkeypatch):
+    """Its times may not move if it is rewritten within one tick of the file system's
+    clock, so they are trusted only for a file that had settled when it was hashed."""
+    hashed = _count_hashes(monkeypatch)
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
+    _ingest(db, tmp_path)
+    report = _ingest(db, tmp_path)
+    assert hashed == ["b1.csv", "b1.csv"] and report.skipped == 1
 
 
 def test_corrected_batch_replaces_exactly_its_rows(db, tmp_path):

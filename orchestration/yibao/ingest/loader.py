@@ -7,6 +7,10 @@ reads new batches of a feed that share a header and format together, up to 512 M
 statement: per-file statements cost ~40 ms each, which made ingestion 10× a bare scan,
 and one statement for 3.5 GB spilled past the memory limit. A group that fails as a
 whole is retried file by file, so one bad file never stops the rest.
+
+A file is hashed again only when its size, times or inode changed since it was
+hashed (`ops.landed_files`): a run with nothing new read every landed byte before,
+so its cost grew with the history kept, not with what arrived.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ _IN_MEMORY = 8 << 20  # a file up to this size is read once: its chunks kept fro
 _GROUP_BYTES = 512 << 20  # landed bytes read by one statement at most
 _MASK = "'***'"  # what personal fields look like in the quarantine
 PROBLEMS_PER_BATCH = 5  # quarantined records named in the run's log; all are in ops.quarantine
+# A file whose last change is this recent when it is hashed is hashed again next time,
+# whatever its times then say: a rewrite within one tick of the file system's clock may
+# leave them as they were (git's "racily clean" entries).
+_SETTLED_NS = 2_000_000_000
 
 LEDGER_DDL = """
 create schema if not exists ops;
@@ -61,6 +69,17 @@ create table if not exists ops.batches (
     extra_columns varchar[],
     received_at timestamp,
     processed_at timestamp not null
+);
+-- What each landed file looked like on disk when it was last hashed: one unchanged
+-- since (size, modification and change times, inode) is not read again.
+create table if not exists ops.landed_files (
+    path varchar primary key,
+    size bigint not null,
+    mtime_ns bigint not null,
+    ctime_ns bigint not null,
+    inode ubigint not null,
+    looked_at_ns bigint not null,
+    checksum varchar not null
 );
 create table if not exists ops.quarantine (
     path varchar not null,
@@ -344,10 +363,35 @@ def ingest(
     # Hashing and reading release the GIL: two threads read two files at once (at `medium`
     # the landing is 6 GB, hashed and validated before DuckDB reads a byte of it). A file
     # is looked at by one task from its hash to its header, so a small one is read once.
+    # The file's state on disk when it was last hashed. A file whose size, times and
+    # inode are still those, and whose hash the ledger holds, has the same bytes: any
+    # write changes its change time, which no tool can set back.
+    landed = {
+        path: (stat, checksum)
+        for path, *stat, checksum in con.execute(
+            "select path, size, mtime_ns, ctime_ns, inode, looked_at_ns, checksum "
+            "from ops.landed_files"
+        ).fetchall()
+    }
+    hashed: dict[str, tuple] = {}
+
     def look(path: Path) -> _File | None:
         rel = path.relative_to(landing).as_posix()
+        looked_at = time.time_ns()
         stat = path.stat()
+        disk = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+        before = landed.get(rel)
+        if (
+            not force
+            and before is not None
+            and tuple(before[0][:4]) == disk
+            and max(disk[1], disk[2]) + _SETTLED_NS < before[0][4]
+            and known.get(rel) == before[1]
+        ):
+            return None
         checksum, chunks = file_checksum(path, keep=stat.st_size <= _IN_MEMORY)
+        # The state taken before the hash: a file written meanwhile shows a later one.
+        hashed[rel] = (*disk, looked_at, checksum)
         if known.get(rel) == checksum and not force:
             return None
         match = _LAYOUT.match(rel)
@@ -402,12 +446,33 @@ def ingest(
                 _load_or_split(con, FEEDS[feed], group, key)
                 spent = time.perf_counter() - started
                 report.seconds[feed] = report.seconds.get(feed, 0.0) + spent
+        _remember(con, hashed)
     finally:
         for f in todo:  # the UTF-8 copies hold personal data: never keep them
             if f.source is not None and f.source != f.path:
                 f.source.unlink(missing_ok=True)
     report.batches = [f.result for f in todo]
     return report
+
+
+def _remember(con: duckdb.DuckDBPyConnection, hashed: dict[str, tuple]) -> None:
+    """Record the state on disk of the files hashed in this run. A file recorded with a
+    hash the ledger does not hold (its load failed) is hashed again next time anyway."""
+    if not hashed:
+        return
+    names = ("size", "mtime_ns", "ctime_ns", "inode", "looked_at_ns", "checksum")
+    columns = {"path": list(hashed)}
+    for i, name in enumerate(names):
+        columns[name] = [row[i] for row in hashed.values()]
+    con.register("hashed_files", pa.table(columns))
+    try:
+        con.execute(
+            "insert or replace into ops.landed_files "
+            "select path, size, mtime_ns, ctime_ns, inode, looked_at_ns, checksum "
+            "from hashed_files"
+        )
+    finally:
+        con.unregister("hashed_files")
 
 
 def _slices(files: list[_File], cap: int) -> list[list[_File]]:
