@@ -50,6 +50,8 @@ PROBLEMS_PER_BATCH = 5  # quarantined records named in the run's log; all are in
 # whatever its times then say: a rewrite within one tick of the file system's clock may
 # leave them as they were (git's "racily clean" entries).
 _SETTLED_NS = 2_000_000_000
+# A file's state in ops.landed_files after its path, in the order `ingest` keeps it.
+_LANDED = ("size", "mtime_ns", "ctime_ns", "inode", "looked_at_ns", "checksum")
 
 LEDGER_DDL = """
 create schema if not exists ops;
@@ -360,21 +362,20 @@ def ingest(
     if only is not None:
         files = [p for p in files if only(p.relative_to(landing).as_posix())]
 
+    # Each file's state on disk when it was last hashed, as `_LANDED` orders it. A file
+    # whose size, times and inode are still those, and whose hash the ledger holds, has
+    # the same bytes: any write changes its change time, which no tool can set back.
+    landed = {
+        path: tuple(state)
+        for path, *state in con.execute(
+            f"select path, {', '.join(_LANDED)} from ops.landed_files"
+        ).fetchall()
+    }
+    hashed: dict[str, tuple] = {}  # the same, for the files hashed in this run
+
     # Hashing and reading release the GIL: two threads read two files at once (at `medium`
     # the landing is 6 GB, hashed and validated before DuckDB reads a byte of it). A file
     # is looked at by one task from its hash to its header, so a small one is read once.
-    # The file's state on disk when it was last hashed. A file whose size, times and
-    # inode are still those, and whose hash the ledger holds, has the same bytes: any
-    # write changes its change time, which no tool can set back.
-    landed = {
-        path: (stat, checksum)
-        for path, *stat, checksum in con.execute(
-            "select path, size, mtime_ns, ctime_ns, inode, looked_at_ns, checksum "
-            "from ops.landed_files"
-        ).fetchall()
-    }
-    hashed: dict[str, tuple] = {}
-
     def look(path: Path) -> _File | None:
         rel = path.relative_to(landing).as_posix()
         looked_at = time.time_ns()
@@ -384,9 +385,9 @@ def ingest(
         if (
             not force
             and before is not None
-            and tuple(before[0][:4]) == disk
-            and max(disk[1], disk[2]) + _SETTLED_NS < before[0][4]
-            and known.get(rel) == before[1]
+            and before[:4] == disk
+            and max(stat.st_mtime_ns, stat.st_ctime_ns) + _SETTLED_NS < before[4]
+            and known.get(rel) == before[5]
         ):
             return None
         checksum, chunks = file_checksum(path, keep=stat.st_size <= _IN_MEMORY)
@@ -460,16 +461,14 @@ def _remember(con: duckdb.DuckDBPyConnection, hashed: dict[str, tuple]) -> None:
     hash the ledger does not hold (its load failed) is hashed again next time anyway."""
     if not hashed:
         return
-    names = ("size", "mtime_ns", "ctime_ns", "inode", "looked_at_ns", "checksum")
     columns = {"path": list(hashed)}
-    for i, name in enumerate(names):
-        columns[name] = [row[i] for row in hashed.values()]
+    for i, name in enumerate(_LANDED):
+        columns[name] = [state[i] for state in hashed.values()]
     con.register("hashed_files", pa.table(columns))
     try:
         con.execute(
-            "insert or replace into ops.landed_files "
-            "select path, size, mtime_ns, ctime_ns, inode, looked_at_ns, checksum "
-            "from hashed_files"
+            f"insert or replace into ops.landed_files (path, {', '.join(_LANDED)}) "
+            "select * from hashed_files"
         )
     finally:
         con.unregister("hashed_files")
