@@ -320,18 +320,17 @@ final as (
         held.{{ col }},
         {%- endif %}
         {%- endfor %}
-    from {{ this }} as held
-    where not held.is_withdrawn
-        -- Not built again: neither a settlement held in staging nor an orphan reversal,
-        -- decided on keys alone (`built` itself would be computed a second time) and
-        -- before the wide held rows are read (a join of every held row cost 3 s).
-        and held.setl_id in (
+    -- Not built again: neither a settlement held in staging nor an orphan reversal,
+    -- decided on keys alone (`built` itself would be computed a second time), and the
+    -- held rows read wide only once found (macro rows_where: a join of every held row
+    -- cost 3 s, a filter on them 0.4 s, for rows that are none in most builds).
+    from {{ rows_where(this, "not is_withdrawn and setl_id in (
             select setl_id from changed
             except
             select setl_id from all_originals
             except
             select setl_id from orphan_keys
-        )
+        )") }} as held
     {% endif %}
 )
 

@@ -59,6 +59,8 @@ def _feed_csv_patterns(landing: Path) -> list[tuple[str, str]]:
 def baseline_scan(landing: Path) -> float:
     """One bare DuckDB read of every landed CSV: the floor the pipeline is compared to."""
     con = duckdb.connect(config={"threads": 2, "memory_limit": "4GB"})
+    # No progress bar: drawn on a terminal, it would be timed with the scan.
+    con.execute("set enable_progress_bar = false")
     started = time.perf_counter()
     for _feed, pattern in _feed_csv_patterns(landing):
         con.execute(
@@ -76,6 +78,7 @@ def baseline_load(landing: Path, scratch: Path) -> float:
     path = scratch / "baseline-load.duckdb"
     path.unlink(missing_ok=True)
     con = duckdb.connect(str(path), config={"threads": 2, "memory_limit": "4GB"})
+    con.execute("set enable_progress_bar = false")
     started = time.perf_counter()
     try:
         for feed, pattern in _feed_csv_patterns(landing):
