@@ -56,11 +56,17 @@ def _feed_csv_patterns(landing: Path) -> list[tuple[str, str]]:
     ]
 
 
+def _baseline_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """The DuckDB both baselines time: the pipeline's threads and memory limit, and no
+    progress bar (drawn on a terminal, it would be timed with the work)."""
+    con = duckdb.connect(database, config={"threads": 2, "memory_limit": "4GB"})
+    con.execute("set enable_progress_bar = false")
+    return con
+
+
 def baseline_scan(landing: Path) -> float:
     """One bare DuckDB read of every landed CSV: the floor the pipeline is compared to."""
-    con = duckdb.connect(config={"threads": 2, "memory_limit": "4GB"})
-    # No progress bar: drawn on a terminal, it would be timed with the scan.
-    con.execute("set enable_progress_bar = false")
+    con = _baseline_connection()
     started = time.perf_counter()
     for _feed, pattern in _feed_csv_patterns(landing):
         con.execute(
@@ -77,8 +83,7 @@ def baseline_load(landing: Path, scratch: Path) -> float:
     settlements 3.5 s, scanning them 1 s)."""
     path = scratch / "baseline-load.duckdb"
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path), config={"threads": 2, "memory_limit": "4GB"})
-    con.execute("set enable_progress_bar = false")
+    con = _baseline_connection(str(path))
     started = time.perf_counter()
     try:
         for feed, pattern in _feed_csv_patterns(landing):
