@@ -44,6 +44,20 @@
     {{ return(ref(name)) }}
 {%- endmacro %}
 
+{#- The columns of a rule input that rules may read: all but the bookkeeping ones, whose
+    names start with an underscore (the rule templates never read them). A select of
+    these keeps a copy of the input narrow where int_rule_hits materialises one. Every
+    column while parsing, or should the relation not be there to ask. -#}
+{% macro rule_input_columns(relation) -%}
+    {%- set names = [] -%}
+    {%- for column in adapter.get_columns_in_relation(relation) -%}
+        {%- if not column.name.startswith('_') -%}
+            {%- do names.append(adapter.quote(column.name)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(names | join(', ') if names else '*') }}
+{%- endmacro %}
+
 {#- What a rule's hits depend on, so what an incremental build must redo them for:
     's' the settlement alone (with reference data), 'p' the person's settlements within
     a window, 'e' the person's enrollments (int_rule_hits says how each is scoped). -#}
