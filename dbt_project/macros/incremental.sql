@@ -111,7 +111,11 @@
     (deleting rows appended in the same transaction made DuckDB rewrite them at commit).
     The delete comes last because the query may read the table itself (the rows it
     holds for the keys it redoes): read after the insert, it still finds every key it
-    found before. -#}
+    found before. A tombstone's keys are copied into a temporary table before the
+    insert: read from the view in the delete, they were counted by DuckDB's estimate
+    (10 million), so it hashed the 15 million rows held instead of the 1.7 million
+    keys, 1.2 s of int_rule_fee_lines's delete when a month was added at `medium`,
+    against 0.5 s with the copy. -#}
 {% macro get_incremental_direct_delete_insert_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
@@ -123,6 +127,13 @@
         {{ exceptions.raise_compiler_error(
             "direct_delete_insert needs a _built_at column (the run's timestamp): " ~ target) }}
     {%- endif -%}
+    {%- set keys = source.incorporate(path={'identifier': source.identifier ~ '__keys'})
+        .include(database=false, schema=false) %}
+    {%- if tombstones %}
+    create or replace temporary table {{ keys }} as
+    select {{ key }} from {{ source }} where _is_tombstone;
+    {%- endif %}
+
     insert into {{ target }} ({{ columns }})
     select {{ columns }}
     from {{ source }}
@@ -134,11 +145,15 @@
     where _built_at is distinct from {{ run_timestamp() }}
         and {{ key }} in (
             {%- if tombstones %}
-            select {{ key }} from {{ source }} where _is_tombstone
+            select {{ key }} from {{ keys }}
             {%- else %}
             select {{ key }} from {{ target }} where _built_at = {{ run_timestamp() }}
             {%- endif %}
         )
+    {%- if tombstones %};
+
+    drop table {{ keys }}
+    {%- endif %}
 {%- endmacro %}
 
 {#- The temporary relation of an incremental build: for the strategy above a view of
