@@ -127,9 +127,9 @@
         {{ exceptions.raise_compiler_error(
             "direct_delete_insert needs a _built_at column (the run's timestamp): " ~ target) }}
     {%- endif -%}
+    {%- if tombstones %}
     {%- set keys = source.incorporate(path={'identifier': source.identifier ~ '__keys'})
         .include(database=false, schema=false) %}
-    {%- if tombstones %}
     create or replace temporary table {{ keys }} as
     select {{ key }} from {{ source }} where _is_tombstone;
     {%- endif %}

@@ -56,19 +56,21 @@ def _feed_csv_patterns(landing: Path) -> list[tuple[str, str]]:
     ]
 
 
-def _baseline_connection(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """The DuckDB both baselines time: the pipeline's threads and memory limit, and no
-    progress bar (drawn on a terminal, it would be timed with the work)."""
-    con = duckdb.connect(database, config={"threads": 2, "memory_limit": "4GB"})
+def _baseline_connection(
+    settings: Settings, database: str = ":memory:"
+) -> duckdb.DuckDBPyConnection:
+    """The DuckDB both baselines time: the pipeline's own configuration (threads, memory
+    limit), and no progress bar (drawn on a terminal, it would be timed with the work)."""
+    con = duckdb.connect(database, config=settings.duckdb_config())
     con.execute("set enable_progress_bar = false")
     return con
 
 
-def baseline_scan(landing: Path) -> float:
+def baseline_scan(settings: Settings) -> float:
     """One bare DuckDB read of every landed CSV: the floor the pipeline is compared to."""
-    con = _baseline_connection()
+    con = _baseline_connection(settings)
     started = time.perf_counter()
-    for _feed, pattern in _feed_csv_patterns(landing):
+    for _feed, pattern in _feed_csv_patterns(settings.landing):
         con.execute(
             f"select count(*) from read_csv('{pattern}', all_varchar = true, "
             "hive_partitioning = false)"
@@ -76,17 +78,17 @@ def baseline_scan(landing: Path) -> float:
     return time.perf_counter() - started
 
 
-def baseline_load(landing: Path, scratch: Path) -> float:
+def baseline_load(settings: Settings, scratch: Path) -> float:
     """A plain DuckDB load of every landed CSV into tables of a scratch file: types
     detected, nothing checked, hashed or numbered. What a load costs on this machine
     before anything Yibao adds to it (the issue's own figures: loading 5 million
     settlements 3.5 s, scanning them 1 s)."""
     path = scratch / "baseline-load.duckdb"
     path.unlink(missing_ok=True)
-    con = _baseline_connection(str(path))
+    con = _baseline_connection(settings, str(path))
     started = time.perf_counter()
     try:
-        for feed, pattern in _feed_csv_patterns(landing):
+        for feed, pattern in _feed_csv_patterns(settings.landing):
             con.execute(
                 f"create table {feed} as select * from read_csv('{pattern}', "
                 "hive_partitioning = false)"
@@ -509,8 +511,8 @@ def bench(home: Path, scale: str) -> dict:
     month_runs, n_months, step = incremental_month(root, settings.landing, scale)
     incremental_s = min(month_runs)
     full_transform = min(full_transforms)
-    scan_s = baseline_scan(settings.landing)
-    load_s = baseline_load(settings.landing, root)
+    scan_s = baseline_scan(settings)
+    load_s = baseline_load(settings, root)
     # The pipeline's peak, before the pandas baseline runs (in a child of its own).
     pipeline_peak_mb = _peak_rss_mb()
     (pandas_cov, pandas_fund), pandas_s, pandas_peak_mb = pandas_baseline(settings.landing)
