@@ -228,12 +228,21 @@ def _report_run(result, seconds: float) -> int:
     ]
     if not reasons:
         reasons = [
-            e.step_failure_data.error.message.strip().splitlines()[0]
+            f"{e.step_key}: {_root_error(e.step_failure_data.error)}"
             for e in result.get_step_failure_events()
             if e.step_failure_data and e.step_failure_data.error
         ]
     reason = "; ".join(reasons) or "see the run in the Dagster UI"
     raise CliError(f"run {result.run_id} failed, live warehouse unchanged: {reason}")
+
+
+def _root_error(error) -> str:
+    """The first line of the innermost cause of a step's error: Dagster wraps the
+    exception of the code it ran in "Error occurred while executing op ...", which does
+    not say why."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[0]
 
 
 def _json_default(value: object) -> object:
@@ -402,6 +411,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("yibao: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `yibao sql ... | head`: the reader has what it wanted. Point stdout at /dev/null
+        # so that the interpreter's own flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -221,6 +221,45 @@ def test_failing_expectation_blocks_publication(published):
     assert _sql(published, "select * from marts.coverage_monthly order by all") == figures_before
 
 
+def test_sql_piped_into_a_reader_that_stops_early_ends_quietly(published):
+    """`yibao sql ... | head`: no traceback when the reader closes the pipe."""
+    env = {**os.environ, "YIBAO_HOME": str(published)}
+    proc = subprocess.run(
+        f'"{YIBAO}" sql --format csv "select path from ops.batches, range(50)" | head -n 1',
+        shell=True, capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.stdout == "path\n"
+    assert proc.stderr == "", proc.stderr
+
+
+def test_a_run_under_another_pseudonym_key_is_refused_in_one_line(published):
+    """A scheduler started without the home's key (or with another) must not give every
+    person a second pseudonym: the run fails before loading anything and says why."""
+    live_before = (published / "warehouse" / "live.duckdb").resolve()
+    build = published / "build" / "warehouse.duckdb"
+
+    def held():  # the build database: what the next run would publish
+        con = duckdb.connect(str(build), read_only=True)
+        try:
+            return con.execute(
+                "select (select count(*) from raw.setl), (select count(*) from raw.psn_insu), "
+                "(select list(checksum order by path) from ops.batches)"
+            ).fetchone()
+        finally:
+            con.close()
+
+    ledger_before = held()
+    env = {**os.environ, "YIBAO_HOME": str(published), "YIBAO_PSEUDONYM_KEY": "not-the-key"}
+    proc = subprocess.run([YIBAO, "run"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "live warehouse unchanged: ingest_landing:" in lines[0]
+    assert "PseudonymKeyChanged" in lines[0] and "not-the-key" not in lines[0]
+    assert (published / "warehouse" / "live.duckdb").resolve() == live_before
+    assert held() == ledger_before
+
+
 def test_while_a_run_is_in_progress_sql_answers_and_a_second_run_is_refused(published):
     # Without its build database the run must reload and rebuild everything: real work.
     # One run serves both claims: readers are never blocked, writers are one at a time.

@@ -96,6 +96,48 @@ def test_a_warehouse_with_text_pseudonyms_is_converted_in_place(db, tmp_path):
     }
 
 
+def test_a_run_under_another_key_is_refused_and_loads_nothing(db, tmp_path):
+    """A second key would give every person a second pseudonym (counted twice, never a
+    duplicate): the warehouse keeps the id of the key its pseudonyms were made with and
+    refuses another, with the reason in one line, until the key is restored."""
+    from yibao.ingest.pseudonym import key_id
+
+    landing = tmp_path / "landing"
+    _write(landing, BATCH, f"{HEADER}\n{ROW1}\n")
+    _ingest(db, tmp_path)
+    before = db.execute("select * from raw.psn_insu").fetchall()
+    later = "psn_insu/period=2024-02/admdvs=370100/b2.csv"
+    _write(landing, later, f"{HEADER}\n{ROW2.replace('2024-01-06', '2024-02-06')}\n")
+    with pytest.raises(loader.PseudonymKeyChanged) as refused:
+        ingest(db, landing, tmp_path / "scratch", b"another-key")
+    message = str(refused.value)
+    assert "\n" not in message and "nothing was loaded" in message
+    assert key_id(b"another-key") in message and key_id(KEY) in message
+    assert "another-key" not in message and KEY.decode() not in message
+    assert db.execute("select * from raw.psn_insu").fetchall() == before
+    assert db.execute("select count(*) from ops.batches").fetchone() == (1,)
+    assert db.execute("select key_id from ops.pseudonym_key").fetchall() == [(key_id(KEY),)]
+    # The key restored: the batch that waited loads.
+    report = _ingest(db, tmp_path)
+    assert [b.path for b in report.batches] == [later]
+    assert db.execute("select count(*) from raw.psn_insu").fetchone() == (2,)
+
+
+def test_a_new_key_takes_the_place_of_one_no_pseudonym_was_made_with(db, tmp_path):
+    """Until a person is held, nothing is pseudonymised under the recorded key: a key set
+    after a first run that loaded nothing personal is simply recorded instead."""
+    from yibao.ingest.pseudonym import key_id
+
+    _ingest(db, tmp_path)  # an empty landing: the key is recorded, no pseudonym made
+    assert db.execute("select key_id from ops.pseudonym_key").fetchall() == [(key_id(KEY),)]
+    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
+    ingest(db, tmp_path / "landing", tmp_path / "scratch", b"the-real-key")
+    assert db.execute("select key_id from ops.pseudonym_key").fetchall() == [
+        (key_id(b"the-real-key"),)
+    ]
+    assert db.execute("select count(*) from raw.psn_insu").fetchone() == (1,)
+
+
 def test_the_load_s_temporary_table_holds_no_personal_data(db, tmp_path, monkeypatch):
     """DuckDB may spill the table a group is read into to disk: it holds the pseudonym
     and masked records only, for good rows and quarantined ones alike."""

@@ -6,7 +6,13 @@ import stat
 import duckdb
 import pytest
 
-from yibao.ingest.pseudonym import hmac_sql, load_key, pseudonym_from_hex_sql, pseudonym_sql
+from yibao.ingest.pseudonym import (
+    hmac_sql,
+    key_id,
+    load_key,
+    pseudonym_from_hex_sql,
+    pseudonym_sql,
+)
 
 
 @pytest.mark.parametrize("key", [b"k", b"a-32-byte-key-for-the-warehouse!", b"x" * 100])
@@ -54,3 +60,10 @@ def test_key_from_environment_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("YIBAO_PSEUDONYM_KEY", "from-env")
     assert load_key(tmp_path / "secrets") == b"from-env"
     assert not (tmp_path / "secrets" / "pseudonym.key").exists()
+
+
+def test_key_id_names_a_key_without_revealing_it():
+    first, again, other = key_id(b"secret-key"), key_id(b"secret-key"), key_id(b"other-key")
+    assert first == again and first != other
+    assert len(first) == 16 and int(first, 16) >= 0
+    assert "secret" not in first

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from yibao.ingest.feeds import DUCKDB_TYPES, FEEDS, Feed
-from yibao.ingest.pseudonym import PSEUDONYM_TYPE, pseudonym_from_hex_sql, pseudonym_sql
+from yibao.ingest.pseudonym import PSEUDONYM_TYPE, key_id, pseudonym_from_hex_sql, pseudonym_sql
 
 _LAYOUT = re.compile(
     r"^(?P<feed>[a-z_]+)/period=(?P<period>\d{4}-\d{2})/admdvs=(?P<admdvs>\d{6})/"
@@ -83,6 +83,11 @@ create table if not exists ops.landed_files (
     looked_at_ns bigint not null,
     checksum varchar not null
 );
+-- Which key the pseudonyms were made with, by its id (never the key itself): one row.
+create table if not exists ops.pseudonym_key (
+    key_id varchar not null,
+    first_used_at timestamp not null
+);
 create table if not exists ops.quarantine (
     path varchar not null,
     line_no bigint not null,
@@ -91,6 +96,10 @@ create table if not exists ops.quarantine (
     record json
 );
 """
+
+
+class PseudonymKeyChanged(Exception):
+    """The key given is not the one the warehouse's pseudonyms were made with."""
 
 
 class BatchRejected(Exception):
@@ -147,6 +156,38 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for feed in FEEDS.values():
         con.execute(raw_table_ddl(feed))
     _migrate_text_pseudonyms(con)
+
+
+def check_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """Refuse to load under a key other than the one the raw layer's pseudonyms were made
+    with: every person would get a second pseudonym, counted twice in coverage and never
+    found as a duplicate enrollment, and nothing would say so (a daemon started with
+    YIBAO_PSEUDONYM_KEY and a cron job without it, or a lost secrets folder). The first
+    load records the key's id; while no pseudonym is held yet, a new key takes its place."""
+    given = key_id(key)
+    row = con.execute("select key_id, first_used_at from ops.pseudonym_key").fetchone()
+    if row is not None and row[0] == given:
+        return
+    if row is not None:
+        held = [
+            feed.name
+            for feed in FEEDS.values()
+            if feed.pseudonymise
+            and con.execute(f"select count(*) from (from raw.{feed.name} limit 1)").fetchone()[0]
+        ]
+        if held:
+            raise PseudonymKeyChanged(
+                f"the pseudonym key (id {given}) is not the one this warehouse's persons "
+                f"were pseudonymised with (id {row[0]}, since {row[1]:%Y-%m-%d %H:%M}; "
+                f"raw {', '.join(held)}): loading would give every person a second "
+                "pseudonym. Restore that key (YIBAO_PSEUDONYM_KEY or "
+                "<home>/secrets/pseudonym.key), or rotate it by rebuilding from landing "
+                "(README, Rotating the pseudonym key); nothing was loaded"
+            )
+    con.execute("begin transaction")
+    con.execute("delete from ops.pseudonym_key")
+    con.execute("insert into ops.pseudonym_key values ($k, now()::timestamp)", {"k": given})
+    con.execute("commit")
 
 
 def _migrate_text_pseudonyms(con: duckdb.DuckDBPyConnection) -> None:
@@ -355,6 +396,7 @@ def ingest(
     force: read them again even when their bytes are known (their rows are replaced).
     """
     ensure_schema(con)
+    check_key(con, key)
     report = IngestReport()
     started = time.perf_counter()
     known = dict(con.execute("select path, checksum from ops.batches").fetchall())

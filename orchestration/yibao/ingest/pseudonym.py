@@ -14,6 +14,8 @@ turn a pseudonym back into a certificate number by hashing candidates.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -37,6 +39,13 @@ def load_key(secrets_dir: Path) -> bytes:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
     return path.read_bytes().strip()
+
+
+def key_id(key: bytes) -> str:
+    """A name for `key` that does not reveal it (HMAC-SHA256 of a fixed label, 16 hex
+    digits): the warehouse records which key its pseudonyms were made with, and a run
+    under another key is refused (`yibao.ingest.loader.check_key`)."""
+    return hmac.new(key, b"yibao pseudonym key id", hashlib.sha256).hexdigest()[:16]
 
 
 PSEUDONYM_TYPE = "hugeint"
