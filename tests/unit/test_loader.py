@@ -166,6 +166,22 @@ def test_resent_unchanged_changes_nothing(db, tmp_path):
     assert db.execute("select count(*) from raw.psn_insu").fetchone() == (1,)
 
 
+def test_a_file_that_disappears_keeps_its_rows_and_its_ledger_entry(db, tmp_path):
+    """Landing is an inbox, not the record: a batch cleaned away after loading stays."""
+    other = "psn_insu/period=2024-01/admdvs=370200/b1.csv"
+    gone = _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
+    _write(tmp_path / "landing", other, f"{HEADER}\n{ROW2.replace('370100', '370200')}\n")
+    _ingest(db, tmp_path)
+    rows = db.execute("select * from raw.psn_insu order by all").fetchall()
+    ledger = db.execute("select * from ops.batches order by path").fetchall()
+    gone.unlink()
+    report = _ingest(db, tmp_path)
+    assert report.batches == [] and report.skipped == 1
+    assert db.execute("select * from raw.psn_insu order by all").fetchall() == rows
+    assert db.execute("select * from ops.batches order by path").fetchall() == ledger
+    assert len(rows) == 2 and len(ledger) == 2
+
+
 def _count_hashes(monkeypatch) -> list[str]:
     hashed = []
     checksum = loader.file_checksum
@@ -362,10 +378,18 @@ def test_rows_with_wrong_field_count_are_quarantined_not_the_batch(db, tmp_path)
     short = ",".join(ROW2.split(",")[:-2])  # two fields missing
     long = ROW2.replace("P2", "P5") + ",surplus"
     quoted = ROW1.replace("P1", "P6").replace("张三", '"张,三"')  # a comma inside quotes is fine
-    _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n{short}\n{long}\n{quoted}\n")
+    # A field too many or too few before the personal ones moves them: the name came
+    # through unmasked at the next (or previous) position.
+    shifted = ROW2.replace("P2,01,", "P8,01,x,").replace("李四", "赵六")
+    early = ROW2.replace("P2,01,", "P9,").replace("李四", "钱七")
+    _write(
+        tmp_path / "landing",
+        BATCH,
+        f"{HEADER}\n{ROW1}\n{short}\n{long}\n{quoted}\n{shifted}\n{early}\n",
+    )
     _ingest(db, tmp_path)
     read, loaded, quarantined, outcome, _, _ = _ledger(db)
-    assert (read, loaded, quarantined, outcome) == (4, 2, 2, "loaded_with_quarantine")
+    assert (read, loaded, quarantined, outcome) == (6, 2, 4, "loaded_with_quarantine")
     loaded_lines = db.execute(
         "select psn_no, _line_no from raw.psn_insu order by _line_no"
     ).fetchall()
@@ -373,10 +397,13 @@ def test_rows_with_wrong_field_count_are_quarantined_not_the_batch(db, tmp_path)
     rows = db.execute(
         "select line_no, reason_code, reason, record from ops.quarantine order by line_no"
     ).fetchall()
-    assert [(r[0], r[1]) for r in rows] == [(3, "wrong_field_count"), (4, "wrong_field_count")]
+    assert [(r[0], r[1]) for r in rows] == [(n, "wrong_field_count") for n in (3, 4, 6, 7)]
     assert "Expected Number of Columns" in rows[0][2]
     for _, _, _, record in rows:
-        assert "370102199202021234" not in record and "李四" not in record and "***" in record
+        assert "370102199202021234" not in record and "***" in record
+        assert not {"李四", "赵六", "钱七"} & set(json.loads(record)["line"].split(","))
+    # What is not near a personal field stays, for the operator fixing the file.
+    assert "2024-01-06 11:00:00" in rows[2][3] and json.loads(rows[2][3])["line"].startswith("P8,")
 
 
 def _write_as(landing: Path, rel: str, text: str, form: str) -> str:

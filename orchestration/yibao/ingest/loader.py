@@ -789,11 +789,16 @@ def _load_group(con: duckdb.DuckDBPyConnection, feed: Feed, group: list[_File], 
         )
         # Lines with the wrong number of fields: kept as text, personal fields masked by
         # their position in the header, and anything shaped like an ID number masked too.
+        # A field too many or too few before a personal one moves it (a name came through
+        # at the next position), so r positions either side of each are masked as well,
+        # r the number of fields too many or too few, at least 1.
         personal = [i + 1 for i, c in enumerate(header) if c in feed.personal]
+        radius = f"greatest(abs(len(string_split(csv_line, ',')) - {len(header)}), 1)"
+        positions = ", ".join(map(str, personal))
         masked = (
             "array_to_string(list_transform(string_split(csv_line, ','), "
-            f"lambda x, i: case when i in ({', '.join(map(str, personal))}) then {_MASK} "
-            "else x end), ',')"
+            f"lambda x, j: case when list_bool_or(list_transform([{positions}], "
+            f"lambda p: abs(j - p) <= {radius})) then {_MASK} else x end), ',')"
             if personal
             else "csv_line"
         )
