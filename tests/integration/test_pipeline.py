@@ -143,6 +143,51 @@ def test_no_personal_data_in_the_published_warehouse(published):
             con.close()
 
 
+def test_no_personal_data_in_logs_run_history_or_quality_results(published):
+    """Downstream of landing nothing holds a certificate number or a name: not the run
+    logs, Dagster's run and event history, dbt's files, Great Expectations' results and
+    Data Docs, nor the scratch folder. Every file's bytes are searched: ID-shaped digits
+    and runs of Chinese characters, against the values planted in landing."""
+    import re
+
+    import pyarrow as pa
+
+    certnos, names = set(), set()
+    for path in (published / "landing").rglob("*.csv"):
+        table = None
+        for encoding in ("utf8", "gb18030"):  # what the simulator writes
+            try:
+                table = pacsv.read_csv(
+                    path,
+                    read_options=pacsv.ReadOptions(encoding=encoding),
+                    parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={"certno": pa.string(), "psn_name": pa.string()}
+                    ),
+                )
+                break
+            except pa.ArrowInvalid:
+                continue
+        for column, into in (("certno", certnos), ("psn_name", names)):
+            if table is not None and column in table.column_names:
+                into.update(str(v) for v in table.column(column).to_pylist() if v)
+    assert len(certnos) > 1000 and len(names) > 100
+    id_shaped = re.compile(rb"[0-9]{17}[0-9Xx]")
+    chinese = re.compile("[\u4e00-\u9fff]+")
+    searched = 0
+    for folder in ("logs", "dagster", "dbt", "quality", "scratch"):
+        for path in (published / folder).rglob("*"):
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+            searched += 1
+            found = {m.decode() for m in id_shaped.findall(data)} & certnos
+            assert not found, f"certificate number in {path}"
+            runs = set(chinese.findall(data.decode("utf-8", errors="ignore")))
+            assert not runs & names, f"name {sorted(runs & names)[:3]} in {path}"
+    assert searched > 10
+
+
 def test_every_batch_is_accounted_for(published):
     rows = _sql(
         published, "select path, rows_read, rows_loaded, rows_quarantined, outcome from ops.batches"
