@@ -185,9 +185,13 @@ def check_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
                 "(README, Rotating the pseudonym key); nothing was loaded"
             )
     con.execute("begin transaction")
-    con.execute("delete from ops.pseudonym_key")
-    con.execute("insert into ops.pseudonym_key values ($k, now()::timestamp)", {"k": given})
-    con.execute("commit")
+    try:
+        con.execute("delete from ops.pseudonym_key")
+        con.execute("insert into ops.pseudonym_key values ($k, now()::timestamp)", {"k": given})
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def _migrate_text_pseudonyms(con: duckdb.DuckDBPyConnection) -> None:
