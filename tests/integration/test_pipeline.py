@@ -97,15 +97,35 @@ def test_provinces_add_up_to_the_nation(published):
     assert all(r["provinces"] == r["nation"] for r in rows)
 
 
+def _planted_personal_data(landing: Path) -> tuple[set[str], set[str]]:
+    """The certificate numbers and names in every landed CSV (UTF-8 or GB18030, as the
+    simulator writes them; lines with the wrong number of fields skipped)."""
+    import pyarrow as pa
+
+    certnos, names = set(), set()
+    for path in landing.rglob("*.csv"):
+        table = None
+        for encoding in ("utf8", "gb18030"):
+            try:
+                table = pacsv.read_csv(
+                    path,
+                    read_options=pacsv.ReadOptions(encoding=encoding),
+                    parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={"certno": pa.string(), "psn_name": pa.string()}
+                    ),
+                )
+                break
+            except pa.ArrowInvalid:
+                continue
+        for column, into in (("certno", certnos), ("psn_name", names)):
+            if table is not None and column in table.column_names:
+                into.update(str(v) for v in table.column(column).to_pylist() if v)
+    return certnos, names
+
+
 def test_no_personal_data_in_the_published_warehouse(published):
-    certnos = set()
-    names = set()
-    for path in (published / "landing" / "psn_insu").rglob("*.csv"):
-        table = pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types={"certno": "string"})
-        )
-        certnos.update(table.column("certno").to_pylist())
-        names.update(table.column("psn_name").to_pylist())
+    certnos, names = _planted_personal_data(published / "landing")
     live = (published / "warehouse" / "live.duckdb").resolve()
     build = published / "build" / "warehouse.duckdb"
     import duckdb
@@ -150,27 +170,7 @@ def test_no_personal_data_in_logs_run_history_or_quality_results(published):
     and runs of Chinese characters, against the values planted in landing."""
     import re
 
-    import pyarrow as pa
-
-    certnos, names = set(), set()
-    for path in (published / "landing").rglob("*.csv"):
-        table = None
-        for encoding in ("utf8", "gb18030"):  # what the simulator writes
-            try:
-                table = pacsv.read_csv(
-                    path,
-                    read_options=pacsv.ReadOptions(encoding=encoding),
-                    parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={"certno": pa.string(), "psn_name": pa.string()}
-                    ),
-                )
-                break
-            except pa.ArrowInvalid:
-                continue
-        for column, into in (("certno", certnos), ("psn_name", names)):
-            if table is not None and column in table.column_names:
-                into.update(str(v) for v in table.column(column).to_pylist() if v)
+    certnos, names = _planted_personal_data(published / "landing")
     assert len(certnos) > 1000 and len(names) > 100
     id_shaped = re.compile(rb"[0-9]{17}[0-9Xx]")
     chinese = re.compile("[\u4e00-\u9fff]+")

@@ -14,6 +14,7 @@ import pytest
 
 from yibao.ingest import loader
 from yibao.ingest.loader import ingest
+from yibao.ingest.pseudonym import key_id
 
 KEY = b"test-key"
 HEADER = (
@@ -100,8 +101,6 @@ def test_a_run_under_another_key_is_refused_and_loads_nothing(db, tmp_path):
     """A second key would give every person a second pseudonym (counted twice, never a
     duplicate): the warehouse keeps the id of the key its pseudonyms were made with and
     refuses another, with the reason in one line, until the key is restored."""
-    from yibao.ingest.pseudonym import key_id
-
     landing = tmp_path / "landing"
     _write(landing, BATCH, f"{HEADER}\n{ROW1}\n")
     _ingest(db, tmp_path)
@@ -126,8 +125,6 @@ def test_a_run_under_another_key_is_refused_and_loads_nothing(db, tmp_path):
 def test_a_new_key_takes_the_place_of_one_no_pseudonym_was_made_with(db, tmp_path):
     """Until a person is held, nothing is pseudonymised under the recorded key: a key set
     after a first run that loaded nothing personal is simply recorded instead."""
-    from yibao.ingest.pseudonym import key_id
-
     _ingest(db, tmp_path)  # an empty landing: the key is recorded, no pseudonym made
     assert db.execute("select key_id from ops.pseudonym_key").fetchall() == [(key_id(KEY),)]
     _write(tmp_path / "landing", BATCH, f"{HEADER}\n{ROW1}\n")
